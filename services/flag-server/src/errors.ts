@@ -1,0 +1,40 @@
+/**
+ * Every error the flag server reports, with a stable code and HTTP status. The REST error body
+ * `{ error: { code, message, details } }` is built from these in one Fastify error handler.
+ */
+export const ERRORS = {
+  VIGIL_BAD_REQUEST: 400,
+  VIGIL_INVALID_CONFIG: 400,
+  VIGIL_UNAUTHORIZED: 401,
+  VIGIL_FORBIDDEN: 403,
+  VIGIL_NOT_FOUND: 404,
+  VIGIL_ALREADY_EXISTS: 409,
+  VIGIL_VERSION_CONFLICT: 412,
+  VIGIL_PRECONDITION_REQUIRED: 428,
+  VIGIL_PAYLOAD_TOO_LARGE: 413,
+  VIGIL_RATE_LIMITED: 429,
+  VIGIL_INTERNAL: 500,
+  VIGIL_STORE_UNAVAILABLE: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error with a stable code; `details` (e.g. the bad fields) reaches the client as is. */
+export class VigilError extends Error {
+  readonly code: ErrorCode;
+  readonly statusCode: number;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message: string, details?: unknown, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'VigilError';
+    this.code = code;
+    this.statusCode = ERRORS[code];
+    this.details = details;
+  }
+}
+
+/** True for a `VigilError` with the given code. */
+export function isVigilError(error: unknown, code?: ErrorCode): error is VigilError {
+  return error instanceof VigilError && (code === undefined || error.code === code);
+}

@@ -1,0 +1,143 @@
+import type { AuditEntry, CohortSummary, Flag, Incident, Segment, TokenInfo } from '@vigil/proto';
+
+/** Who made a write, and why; recorded in the audit log. */
+export interface WriteMeta {
+  /** Token name (or `guardian`, `bootstrap`). */
+  actor: string;
+  reason?: string;
+}
+
+/**
+ * One committed write in an environment's change log: the flags/segments it upserted (their full
+ * new state) and the keys it deleted. `revision` is the environment's counter after the write.
+ */
+export interface Change {
+  env: string;
+  revision: number;
+  flags: Flag[];
+  segments: Segment[];
+  deleted: { flags: string[]; segments: string[] };
+}
+
+/** An environment's whole state at one revision. */
+export interface EnvSnapshot {
+  env: string;
+  revision: number;
+  flags: Flag[];
+  segments: Segment[];
+}
+
+/** What a flag write expects to find: the version it read (`If-Match`), or that the key is new. */
+export type Expectation = { version: number } | { absent: true } | undefined;
+
+export interface KillInput extends WriteMeta {
+  killed: boolean;
+  /** ISO time of the kill; the store stamps now when absent. */
+  at?: string;
+}
+
+export interface AuditQuery {
+  limit: number;
+  /** Only entries whose target is this key. */
+  target?: string;
+  /** Only entries older than this audit id (paging backwards). */
+  before?: string;
+}
+
+/** A token record as stored: the listing info plus the secret's hash (never the secret). */
+export interface StoredToken extends TokenInfo {
+  secretHash: string;
+}
+
+/** A delivery waiting in the notification outbox. */
+export interface OutboxItem {
+  id: string;
+  /** Integration name, e.g. `pagerduty`. */
+  target: string;
+  /** Idempotency/dedup key sent to the integration. */
+  key: string;
+  payload: unknown;
+  attempts: number;
+  /** Epoch ms before which it must not be retried. */
+  notBefore: number;
+  lastError?: string;
+}
+
+/** A metrics summary read from the bus, to be acknowledged once processed. */
+export interface MetricsEntry {
+  id: string;
+  summary: CohortSummary;
+}
+
+/**
+ * The one persistence contract of the flag server and the guardian. Two implementations (Redis and
+ * embedded) pass the same contract suite. Every flag/segment write is atomic: version check,
+ * revision increment, write, change-log append and audit append happen together or not at all.
+ * Writes reject with a `StoreError` (`VIGIL_VERSION_CONFLICT`, `VIGIL_NOT_FOUND`,
+ * `VIGIL_ALREADY_EXISTS`, `VIGIL_STORE_UNAVAILABLE`).
+ */
+export interface Store {
+  readonly kind: 'redis' | 'embedded';
+  /** Connects (or loads the data directory) and starts delivering changes to subscribers. */
+  start(): Promise<void>;
+  close(): Promise<void>;
+  /** Resolves when the backing store answers; rejects otherwise (`/readyz`). */
+  ping(): Promise<void>;
+
+  /** Environments that have ever been written. */
+  listEnvs(): Promise<string[]>;
+  snapshot(env: string): Promise<EnvSnapshot>;
+  getFlag(env: string, key: string): Promise<Flag | undefined>;
+  /** Writes a flag; `flag.version` is set to the new revision. Creates when absent. */
+  putFlag(env: string, flag: Flag, expect: Expectation, meta: WriteMeta): Promise<Flag>;
+  deleteFlag(env: string, key: string, expect: Expectation, meta: WriteMeta): Promise<void>;
+  /**
+   * Sets or clears the kill switch without a version check (an on-call engineer's kill must never
+   * lose to a concurrent edit). Idempotent: killing a killed flag changes nothing and writes no revision.
+   */
+  setKill(env: string, key: string, input: KillInput): Promise<Flag>;
+  putSegment(env: string, segment: Segment, meta: WriteMeta): Promise<Segment>;
+  deleteSegment(env: string, key: string, meta: WriteMeta): Promise<void>;
+
+  /** Changes after `revision`, in order; `undefined` when the trimmed log no longer reaches back that far. */
+  changesSince(env: string, revision: number): Promise<Change[] | undefined>;
+  /**
+   * Every committed change of every environment, from this process or any other sharing the store,
+   * in revision order per environment. Returns an unsubscribe function.
+   */
+  subscribe(listener: (change: Change) => void): () => void;
+  audit(env: string, query: AuditQuery): Promise<AuditEntry[]>;
+
+  createToken(token: StoredToken): Promise<void>;
+  findToken(secretHash: string): Promise<StoredToken | undefined>;
+  listTokens(): Promise<TokenInfo[]>;
+  deleteToken(id: string): Promise<boolean>;
+
+  /** Appends SDK cohort summaries to the metrics bus the guardians read. */
+  publishMetrics(summaries: CohortSummary[]): Promise<void>;
+  /**
+   * Reads summaries for `consumer` in `group` (a guardian instance), including entries another
+   * consumer left pending for longer than `claimIdleMs`. Waits up to `blockMs` when none are ready.
+   */
+  readMetrics(group: string, consumer: string, opts: { count: number; blockMs: number; claimIdleMs: number }): Promise<MetricsEntry[]>;
+  ackMetrics(group: string, ids: string[]): Promise<void>;
+
+  putIncident(incident: Incident): Promise<void>;
+  getIncident(id: string): Promise<Incident | undefined>;
+  listIncidents(query: { env?: string; status?: Incident['status']; limit: number }): Promise<Incident[]>;
+  /**
+   * Claims an episode key (e.g. `env:flag:version`) for one incident; true only for the first caller,
+   * so several guardians seeing one regression open one incident.
+   */
+  claimEpisode(key: string, incidentId: string): Promise<boolean>;
+
+  enqueueOutbox(item: OutboxItem): Promise<void>;
+  /** Items due at `now`, oldest first. */
+  dueOutbox(now: number, limit: number): Promise<OutboxItem[]>;
+  updateOutbox(item: OutboxItem): Promise<void>;
+  removeOutbox(id: string): Promise<void>;
+
+  /** Takes or renews a named lock for `owner` for `ttlMs`; false when another owner holds it. */
+  acquireLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
+  releaseLock(name: string, owner: string): Promise<void>;
+}
