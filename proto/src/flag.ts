@@ -9,11 +9,24 @@ export const MAX_REGEX_LENGTH = 256;
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 export const jsonValueSchema: z.ZodType<Json> = z.lazy(() =>
-  z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(jsonValueSchema), z.record(z.string(), jsonValueSchema)]),
+  z.union([
+    z.string(),
+    z.number(),
+    z.boolean(),
+    z.null(),
+    z.array(jsonValueSchema),
+    z.record(z.string(), jsonValueSchema),
+  ]),
 );
 export type JsonValue = Json;
 
-export const variantValueSchema = z.union([z.boolean(), z.string(), z.number(), z.array(jsonValueSchema), z.record(z.string(), jsonValueSchema)]);
+export const variantValueSchema = z.union([
+  z.boolean(),
+  z.string(),
+  z.number(),
+  z.array(jsonValueSchema),
+  z.record(z.string(), jsonValueSchema),
+]);
 export type VariantValue = z.infer<typeof variantValueSchema>;
 
 export const variantSchema = z.strictObject({
@@ -30,7 +43,10 @@ export const rolloutSchema = z.strictObject({
   bucketBy: attributePathSchema.optional(),
   /** Share of contexts taking part at all, in thousandths of a percent; the rest get `offVariant`. */
   exposure: weightSchema.optional(),
-  weights: z.array(z.strictObject({ variant: keySchema, weight: weightSchema })).min(1).max(64),
+  weights: z
+    .array(z.strictObject({ variant: keySchema, weight: weightSchema }))
+    .min(1)
+    .max(64),
 });
 export type Rollout = z.infer<typeof rolloutSchema>;
 
@@ -96,11 +112,20 @@ export function durationMs(duration: Duration): number {
   if (typeof duration === 'number') return duration * 1000;
   const match = /^(\d+)(ms|s|m|h|d)$/.exec(duration);
   if (!match) throw new RangeError(`not a duration: ${duration}`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+    match[2] as 'ms' | 's' | 'm' | 'h' | 'd'
+  ];
   return Number(match[1]) * unit;
 }
 
-export const SCHEDULE_STATUSES = ['pending', 'running', 'paused', 'completed', 'rolled_back', 'aborted'] as const;
+export const SCHEDULE_STATUSES = [
+  'pending',
+  'running',
+  'paused',
+  'completed',
+  'rolled_back',
+  'aborted',
+] as const;
 
 export const scheduleStepSchema = z.strictObject({
   /** Percentage of contexts (0–100, up to three decimals) served the scheduled variant at this step. */

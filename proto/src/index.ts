@@ -4,5 +4,6 @@ export * from './flag.js';
 export * from './incident.js';
 export * from './keys.js';
 export * from './metrics.js';
+export * from './time.js';
 export * from './validate.js';
 export * from './wire.js';

@@ -10,6 +10,7 @@ import {
   segmentSchema,
   WEIGHT_TOTAL,
 } from './flag.js';
+import { parseTime } from './time.js';
 
 /** One reason a piece of configuration was refused, with the dot/bracket path of the field. */
 export interface FieldIssue {
@@ -31,7 +32,10 @@ export function fieldPath(path: readonly PropertyKey[]): string {
 
 /** Turn zod's issues into field issues, one per bad field. */
 export function zodIssues(error: z.ZodError, prefix: readonly PropertyKey[] = []): FieldIssue[] {
-  return error.issues.map((issue) => ({ field: fieldPath([...prefix, ...issue.path]), message: issue.message }));
+  return error.issues.map((issue) => ({
+    field: fieldPath([...prefix, ...issue.path]),
+    message: issue.message,
+  }));
 }
 
 // semver.org's recommended pattern for a SemVer 2.0.0 version.
@@ -53,11 +57,6 @@ export function regexProblem(pattern: string): string | undefined {
   }
   if (!safeRegex(pattern)) return 'regex may backtrack catastrophically (nested quantifiers)';
   return undefined;
-}
-
-function isDate(value: unknown): boolean {
-  if (typeof value === 'number') return Number.isFinite(value);
-  return typeof value === 'string' && !Number.isNaN(Date.parse(value));
 }
 
 /** Check one clause's values against its operator. */
@@ -83,16 +82,22 @@ export function clauseIssues(clause: Clause, at: string): FieldIssue[] {
     case 'lte':
     case 'gt':
     case 'gte':
-      each((v) => (typeof v === 'number' && Number.isFinite(v) ? undefined : `${clause.op} takes finite numbers`));
+      each((v) =>
+        typeof v === 'number' && Number.isFinite(v) ? undefined : `${clause.op} takes finite numbers`,
+      );
       break;
     case 'before':
     case 'after':
-      each((v) => (isDate(v) ? undefined : `${clause.op} takes ISO 8601 dates or epoch milliseconds`));
+      each((v) =>
+        parseTime(v) !== undefined ? undefined : `${clause.op} takes ISO 8601 dates or epoch milliseconds`,
+      );
       break;
     case 'semverEq':
     case 'semverLt':
     case 'semverGt':
-      each((v) => (typeof v === 'string' && isSemver(v) ? undefined : `${clause.op} takes semantic versions`));
+      each((v) =>
+        typeof v === 'string' && isSemver(v) ? undefined : `${clause.op} takes semantic versions`,
+      );
       break;
     case 'exists':
       if (clause.values.length > 0) issues.push({ field: `${at}.values`, message: 'exists takes no values' });
@@ -106,7 +111,11 @@ export function clauseIssues(clause: Clause, at: string): FieldIssue[] {
   return issues;
 }
 
-function duplicates<T>(items: readonly T[], keyOf: (item: T) => string, at: (i: number) => string): FieldIssue[] {
+function duplicates<T>(
+  items: readonly T[],
+  keyOf: (item: T) => string,
+  at: (i: number) => string,
+): FieldIssue[] {
   const seen = new Set<string>();
   const issues: FieldIssue[] = [];
   items.forEach((item, i) => {
@@ -124,16 +133,27 @@ function kindOf(value: unknown): string {
 
 function serveIssues(serve: Serve, variants: ReadonlySet<string>, at: string): FieldIssue[] {
   if ('variant' in serve) {
-    return variants.has(serve.variant) ? [] : [{ field: `${at}.variant`, message: `unknown variant "${serve.variant}"` }];
+    return variants.has(serve.variant)
+      ? []
+      : [{ field: `${at}.variant`, message: `unknown variant "${serve.variant}"` }];
   }
   const issues: FieldIssue[] = [];
   const { weights } = serve.rollout;
   weights.forEach((w, i) => {
     if (!variants.has(w.variant)) {
-      issues.push({ field: `${at}.rollout.weights[${i}].variant`, message: `unknown variant "${w.variant}"` });
+      issues.push({
+        field: `${at}.rollout.weights[${i}].variant`,
+        message: `unknown variant "${w.variant}"`,
+      });
     }
   });
-  issues.push(...duplicates(weights, (w) => w.variant, (i) => `${at}.rollout.weights[${i}].variant`));
+  issues.push(
+    ...duplicates(
+      weights,
+      (w) => w.variant,
+      (i) => `${at}.rollout.weights[${i}].variant`,
+    ),
+  );
   const sum = weights.reduce((total, w) => total + w.weight, 0);
   if (sum !== WEIGHT_TOTAL) {
     issues.push({ field: `${at}.rollout.weights`, message: `weights sum to ${sum}, not ${WEIGHT_TOTAL}` });
@@ -145,7 +165,13 @@ function serveIssues(serve: Serve, variants: ReadonlySet<string>, at: string): F
 export function flagIssues(flag: Flag): FieldIssue[] {
   const issues: FieldIssue[] = [];
   const variants = new Set(flag.variants.map((v) => v.key));
-  issues.push(...duplicates(flag.variants, (v) => v.key, (i) => `variants[${i}].key`));
+  issues.push(
+    ...duplicates(
+      flag.variants,
+      (v) => v.key,
+      (i) => `variants[${i}].key`,
+    ),
+  );
   const kinds = new Set(flag.variants.map((v) => kindOf(v.value)));
   if (kinds.size > 1) {
     issues.push({ field: 'variants', message: `variant values mix types (${[...kinds].join(', ')})` });
@@ -153,15 +179,30 @@ export function flagIssues(flag: Flag): FieldIssue[] {
   if (!variants.has(flag.offVariant)) {
     issues.push({ field: 'offVariant', message: `unknown variant "${flag.offVariant}"` });
   }
-  issues.push(...duplicates(flag.rules, (r) => r.id, (i) => `rules[${i}].id`));
+  issues.push(
+    ...duplicates(
+      flag.rules,
+      (r) => r.id,
+      (i) => `rules[${i}].id`,
+    ),
+  );
   flag.rules.forEach((rule, r) => {
-    rule.clauses.forEach((clause, c) => issues.push(...clauseIssues(clause, `rules[${r}].clauses[${c}]`)));
+    rule.clauses.forEach((clause, c) => {
+      issues.push(...clauseIssues(clause, `rules[${r}].clauses[${c}]`));
+    });
     issues.push(...serveIssues(rule.serve, variants, `rules[${r}].serve`));
   });
   issues.push(...serveIssues(flag.fallthrough, variants, 'fallthrough'));
-  issues.push(...duplicates(flag.prerequisites, (p) => p.flag, (i) => `prerequisites[${i}].flag`));
+  issues.push(
+    ...duplicates(
+      flag.prerequisites,
+      (p) => p.flag,
+      (i) => `prerequisites[${i}].flag`,
+    ),
+  );
   flag.prerequisites.forEach((p, i) => {
-    if (p.flag === flag.key) issues.push({ field: `prerequisites[${i}].flag`, message: 'a flag cannot require itself' });
+    if (p.flag === flag.key)
+      issues.push({ field: `prerequisites[${i}].flag`, message: 'a flag cannot require itself' });
   });
   if (flag.schedule) {
     if (!variants.has(flag.schedule.variant)) {
@@ -170,7 +211,10 @@ export function flagIssues(flag: Flag): FieldIssue[] {
     flag.schedule.steps.forEach((step, i) => {
       const previous = flag.schedule!.steps[i - 1];
       if (previous && step.percent < previous.percent) {
-        issues.push({ field: `schedule.steps[${i}].percent`, message: 'steps must not lower the percentage' });
+        issues.push({
+          field: `schedule.steps[${i}].percent`,
+          message: 'steps must not lower the percentage',
+        });
       }
     });
   }
@@ -180,13 +224,14 @@ export function flagIssues(flag: Flag): FieldIssue[] {
 /** Checks inside one well-formed segment that its schema cannot express. */
 export function segmentIssues(segment: Segment): FieldIssue[] {
   const issues: FieldIssue[] = [];
-  segment.rules.forEach((rule, r) =>
+  segment.rules.forEach((rule, r) => {
     rule.forEach((clause, c) => {
       const at = `rules[${r}][${c}]`;
-      if (clause.op === 'inSegment') issues.push({ field: `${at}.op`, message: 'segments cannot nest other segments' });
+      if (clause.op === 'inSegment')
+        issues.push({ field: `${at}.op`, message: 'segments cannot nest other segments' });
       else issues.push(...clauseIssues(clause, at));
-    }),
-  );
+    });
+  });
   return issues;
 }
 
@@ -221,21 +266,27 @@ export function environmentIssues(
     const required = flags.get(p.flag);
     if (!required) issues.push({ field: `prerequisites[${i}].flag`, message: `unknown flag "${p.flag}"` });
     else if (!required.variants.some((v) => v.key === p.variant)) {
-      issues.push({ field: `prerequisites[${i}].variant`, message: `flag "${p.flag}" has no variant "${p.variant}"` });
+      issues.push({
+        field: `prerequisites[${i}].variant`,
+        message: `flag "${p.flag}" has no variant "${p.variant}"`,
+      });
     }
   });
   const cycle = prerequisiteCycle(changed.key, flags);
   if (cycle) issues.push({ field: 'prerequisites', message: `prerequisite cycle: ${cycle.join(' → ')}` });
-  changed.rules.forEach((rule, r) =>
+  changed.rules.forEach((rule, r) => {
     rule.clauses.forEach((clause, c) => {
       if (clause.op !== 'inSegment') return;
       clause.values.forEach((value, v) => {
         if (!segments.has(String(value))) {
-          issues.push({ field: `rules[${r}].clauses[${c}].values[${v}]`, message: `unknown segment "${value}"` });
+          issues.push({
+            field: `rules[${r}].clauses[${c}].values[${v}]`,
+            message: `unknown segment "${value}"`,
+          });
         }
       });
-    }),
-  );
+    });
+  });
   return issues;
 }
 
@@ -244,8 +295,10 @@ export function prerequisiteCycle(start: string, flags: ReadonlyMap<string, Flag
   const path: string[] = [];
   const done = new Set<string>();
   const visit = (key: string): string[] | undefined => {
+    // path[0] is start: a key met again further along closes a cycle that does not pass through
+    // start, which is not this write's to report and must not hide one that does
     const at = path.indexOf(key);
-    if (at >= 0) return [...path.slice(at), key];
+    if (at >= 0) return at === 0 ? [...path, key] : undefined;
     if (done.has(key)) return undefined;
     path.push(key);
     for (const p of flags.get(key)?.prerequisites ?? []) {
@@ -256,6 +309,5 @@ export function prerequisiteCycle(start: string, flags: ReadonlyMap<string, Flag
     done.add(key);
     return undefined;
   };
-  const cycle = visit(start);
-  return cycle && cycle.includes(start) ? cycle : undefined;
+  return visit(start);
 }

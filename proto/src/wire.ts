@@ -44,7 +44,11 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   pingMessageSchema,
   pongMessageSchema,
 ]);
-export const clientMessageSchema = z.discriminatedUnion('type', [helloMessageSchema, pingMessageSchema, pongMessageSchema]);
+export const clientMessageSchema = z.discriminatedUnion('type', [
+  helloMessageSchema,
+  pingMessageSchema,
+  pongMessageSchema,
+]);
 
 export type HelloMessage = z.infer<typeof helloMessageSchema>;
 export type SnapshotMessage = z.infer<typeof snapshotMessageSchema>;

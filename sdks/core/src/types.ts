@@ -1,7 +1,14 @@
 import type { VariantValue } from '@vigil/proto';
 
 /** Why a value was served; the names follow OpenFeature's resolution reasons. */
-export type Reason = 'STATIC' | 'DEFAULT' | 'TARGETING_MATCH' | 'SPLIT' | 'DISABLED' | 'PREREQUISITE_FAILED' | 'ERROR';
+export type Reason =
+  | 'STATIC'
+  | 'DEFAULT'
+  | 'TARGETING_MATCH'
+  | 'SPLIT'
+  | 'DISABLED'
+  | 'PREREQUISITE_FAILED'
+  | 'ERROR';
 
 /** Set with reason `ERROR`; the names follow OpenFeature's error codes. */
 export type EvaluationErrorCode = 'FLAG_NOT_FOUND' | 'TYPE_MISMATCH' | 'TARGETING_KEY_MISSING' | 'GENERAL';
