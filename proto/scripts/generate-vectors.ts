@@ -506,7 +506,12 @@ function dateSuite(): Suite {
   before('epoch milliseconds equal', { key: 'u1', signupDate: 1704067200000 }, false, true);
   before('unparseable string is a type mismatch', { key: 'u1', signupDate: 'not a date' }, false, false);
   before('numeric string is not a date', { key: 'u1', signupDate: '1704067199999' }, false, false);
-  before('a date-time without a zone is a type mismatch', { key: 'u1', signupDate: '2023-06-01T00:00:00' }, false, false);
+  before(
+    'a date-time without a zone is a type mismatch',
+    { key: 'u1', signupDate: '2023-06-01T00:00:00' },
+    false,
+    false,
+  );
   before('an impossible day is a type mismatch', { key: 'u1', signupDate: '2023-02-30' }, false, false);
   before('non-ISO date text is a type mismatch', { key: 'u1', signupDate: 'March 7, 2023' }, false, false);
   before('a date alone is UTC midnight', { key: 'u1', signupDate: '2023-12-31' }, true, false);

@@ -4,6 +4,9 @@ import { attributePathSchema, keySchema } from './keys.js';
 /** Weights are thousandths of a percent: 100000 is everyone. */
 export const WEIGHT_TOTAL = 100_000;
 
+/** Longest prerequisite chain (in links) an environment may hold; evaluation fails deeper ones. */
+export const MAX_PREREQUISITE_DEPTH = 16;
+
 /** Longest regex source accepted by the `matches` operator. */
 export const MAX_REGEX_LENGTH = 256;
 

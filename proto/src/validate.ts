@@ -1,13 +1,18 @@
 import safeRegex from 'safe-regex2';
-import type { z } from 'zod';
+import { z } from 'zod';
 import {
   type Clause,
   type Flag,
   flagSchema,
+  MAX_PREREQUISITE_DEPTH,
   MAX_REGEX_LENGTH,
+  type Rule,
+  ruleSchema,
   type Segment,
   type Serve,
   segmentSchema,
+  serveSchema,
+  variantSchema,
   WEIGHT_TOTAL,
 } from './flag.js';
 import { parseTime } from './time.js';
@@ -32,10 +37,15 @@ export function fieldPath(path: readonly PropertyKey[]): string {
 
 /** Turn zod's issues into field issues, one per bad field. */
 export function zodIssues(error: z.ZodError, prefix: readonly PropertyKey[] = []): FieldIssue[] {
-  return error.issues.map((issue) => ({
-    field: fieldPath([...prefix, ...issue.path]),
-    message: issue.message,
-  }));
+  return error.issues.flatMap((issue) =>
+    // an unknown key is named as its own field, not as its parent object
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({
+          field: fieldPath([...prefix, ...issue.path, key]),
+          message: 'unknown field',
+        }))
+      : [{ field: fieldPath([...prefix, ...issue.path]), message: issue.message }],
+  );
 }
 
 // semver.org's recommended pattern for a SemVer 2.0.0 version.
@@ -161,6 +171,37 @@ function serveIssues(serve: Serve, variants: ReadonlySet<string>, at: string): F
   return issues;
 }
 
+function ruleIssues(rule: Rule, r: number, variants: ReadonlySet<string> | undefined): FieldIssue[] {
+  const issues = rule.clauses.flatMap((clause, c) => clauseIssues(clause, `rules[${r}].clauses[${c}]`));
+  if (variants) issues.push(...serveIssues(rule.serve, variants, `rules[${r}].serve`));
+  return issues;
+}
+
+/**
+ * The checks `flagIssues` makes, on whichever parts of a flag that failed its schema are well
+ * formed on their own, so one answer names every bad field. Variant references are checked only
+ * when every variant is well formed (otherwise "unknown variant" would be noise).
+ */
+function partialFlagIssues(input: unknown): FieldIssue[] {
+  if (typeof input !== 'object' || input === null) return [];
+  const raw = input as Record<string, unknown>;
+  const parsedVariants = z.array(variantSchema).min(1).safeParse(raw.variants);
+  const variants = parsedVariants.success ? new Set(parsedVariants.data.map((v) => v.key)) : undefined;
+  const issues: FieldIssue[] = [];
+  if (Array.isArray(raw.rules)) {
+    raw.rules.forEach((rule, r) => {
+      const parsed = ruleSchema.safeParse(rule);
+      if (parsed.success) issues.push(...ruleIssues(parsed.data, r, variants));
+    });
+  }
+  const fallthrough = serveSchema.safeParse(raw.fallthrough);
+  if (fallthrough.success && variants) issues.push(...serveIssues(fallthrough.data, variants, 'fallthrough'));
+  if (variants && typeof raw.offVariant === 'string' && !variants.has(raw.offVariant)) {
+    issues.push({ field: 'offVariant', message: `unknown variant "${raw.offVariant}"` });
+  }
+  return issues;
+}
+
 /** Checks inside one well-formed flag that its schema cannot express. */
 export function flagIssues(flag: Flag): FieldIssue[] {
   const issues: FieldIssue[] = [];
@@ -187,10 +228,7 @@ export function flagIssues(flag: Flag): FieldIssue[] {
     ),
   );
   flag.rules.forEach((rule, r) => {
-    rule.clauses.forEach((clause, c) => {
-      issues.push(...clauseIssues(clause, `rules[${r}].clauses[${c}]`));
-    });
-    issues.push(...serveIssues(rule.serve, variants, `rules[${r}].serve`));
+    issues.push(...ruleIssues(rule, r, variants));
   });
   issues.push(...serveIssues(flag.fallthrough, variants, 'fallthrough'));
   issues.push(
@@ -238,7 +276,8 @@ export function segmentIssues(segment: Segment): FieldIssue[] {
 /** Parse and check a flag as written by a client: every bad field is named. */
 export function validateFlag(input: unknown): Validated<Flag> {
   const parsed = flagSchema.safeParse(input);
-  if (!parsed.success) return { ok: false, issues: zodIssues(parsed.error) };
+  if (!parsed.success)
+    return { ok: false, issues: [...zodIssues(parsed.error), ...partialFlagIssues(input)] };
   const issues = flagIssues(parsed.data);
   return issues.length > 0 ? { ok: false, issues } : { ok: true, value: parsed.data };
 }
@@ -274,6 +313,15 @@ export function environmentIssues(
   });
   const cycle = prerequisiteCycle(changed.key, flags);
   if (cycle) issues.push({ field: 'prerequisites', message: `prerequisite cycle: ${cycle.join(' → ')}` });
+  else {
+    const chain = longestPrerequisiteChain(flags);
+    if (chain.length - 1 > MAX_PREREQUISITE_DEPTH) {
+      issues.push({
+        field: 'prerequisites',
+        message: `prerequisite chain of ${chain.length - 1} links exceeds ${MAX_PREREQUISITE_DEPTH}: ${chain.join(' → ')}`,
+      });
+    }
+  }
   changed.rules.forEach((rule, r) => {
     rule.clauses.forEach((clause, c) => {
       if (clause.op !== 'inSegment') return;
@@ -288,6 +336,38 @@ export function environmentIssues(
     });
   });
   return issues;
+}
+
+/**
+ * The longest prerequisite chain in an acyclic environment, as keys from the requiring flag down
+ * (one key for an environment without prerequisites). Links to unknown flags end a chain.
+ */
+export function longestPrerequisiteChain(flags: ReadonlyMap<string, Flag>): string[] {
+  const below = new Map<string, string[]>();
+  const visiting = new Set<string>();
+  const chainFrom = (key: string): string[] => {
+    const known = below.get(key);
+    if (known) return known;
+    let longest: string[] = [];
+    if (!visiting.has(key)) {
+      visiting.add(key);
+      for (const p of flags.get(key)?.prerequisites ?? []) {
+        if (!flags.has(p.flag)) continue;
+        const chain = chainFrom(p.flag);
+        if (chain.length > longest.length) longest = chain;
+      }
+      visiting.delete(key);
+    }
+    const chain = [key, ...longest];
+    below.set(key, chain);
+    return chain;
+  };
+  let best: string[] = [];
+  for (const key of flags.keys()) {
+    const chain = chainFrom(key);
+    if (chain.length > best.length) best = chain;
+  }
+  return best;
 }
 
 /** The first prerequisite cycle through `start`, as a list of keys ending where it began, if any. */

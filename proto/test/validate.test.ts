@@ -5,6 +5,8 @@ import {
   type Flag,
   type FlagInput,
   flagSchema,
+  longestPrerequisiteChain,
+  MAX_PREREQUISITE_DEPTH,
   MAX_REGEX_LENGTH,
   prerequisiteCycle,
   regexProblem,
@@ -214,7 +216,7 @@ describe('validateFlag', () => {
     });
     expect(badFields(flag)).toEqual(
       [
-        '(root)',
+        'colour',
         'key',
         'variants[1].key',
         'variants[2].value',
@@ -229,7 +231,7 @@ describe('validateFlag', () => {
         'prerequisites[0].variant',
       ].sort(),
     );
-    expect(messages(flag).find((m) => m.startsWith('(root)'))).toMatch(/colour/);
+    expect(messages(flag)).toContain('colour: unknown field');
   });
 
   it('refuses weights that do not sum to 100000, saying what they sum to', () => {
@@ -360,6 +362,37 @@ describe('validateFlag', () => {
     }
   });
 
+  it('names the semantic problems of the well-formed parts too when the schema refuses others', () => {
+    const result = validateFlag({
+      ...good,
+      description: 42,
+      rules: [
+        {
+          id: 'bad-op',
+          clauses: [{ attribute: 'country', op: 'near', values: ['TH'] }],
+          serve: { variant: 'on' },
+        },
+        {
+          id: 'bad-weights',
+          clauses: [{ attribute: 'age', op: 'lt', values: ['eighteen'] }],
+          serve: { rollout: { weights: [{ variant: 'on', weight: 10 }] } },
+        },
+      ],
+      fallthrough: { variant: 'purple' },
+    });
+    expect(result.ok).toBe(false);
+    const fields = result.ok ? [] : result.issues.map((i) => i.field);
+    expect(fields).toEqual(
+      expect.arrayContaining([
+        'description',
+        'rules[0].clauses[0].op',
+        'rules[1].clauses[0].values[0]',
+        'rules[1].serve.rollout.weights',
+        'fallthrough.variant',
+      ]),
+    );
+  });
+
   it('refuses an invalid operator, naming the op field', () => {
     expect(badFields(variant({ rules: [rule([clause('regex', ['x'])])] }))).toEqual([
       'rules[0].clauses[0].op',
@@ -428,7 +461,7 @@ describe('validateSegment', () => {
       extra: 1,
     });
     expect(schema.ok ? [] : schema.issues.map((i) => i.field).sort()).toEqual(
-      ['(root)', 'key', 'included', 'rules[0][0].op'].sort(),
+      ['extra', 'key', 'included', 'rules[0][0].op'].sort(),
     );
   });
 });
@@ -508,6 +541,24 @@ describe('environmentIssues', () => {
     const flags = env(a, requires('b', 'c'), requires('c', 'b'), requires('d', 'a'));
     expect(prerequisiteCycle('a', flags)).toEqual(['a', 'd', 'a']);
     expect(prerequisiteCycle('b', flags)).toEqual(['b', 'c', 'b']);
+  });
+
+  it('refuses a prerequisite chain longer than MAX_PREREQUISITE_DEPTH links, accepting one of exactly that length', () => {
+    const chain = (links: number) =>
+      env(
+        ...Array.from({ length: links + 1 }, (_, i) =>
+          i < links ? requires(`f${i}`, `f${i + 1}`) : base(`f${i}`),
+        ),
+      );
+    const ok = chain(MAX_PREREQUISITE_DEPTH);
+    expect(fields(ok.get('f0')!, ok)).toEqual([]);
+    const long = chain(MAX_PREREQUISITE_DEPTH + 1);
+    const issues = environmentIssues(long.get('f0')!, long, new Set());
+    expect(issues.map((i) => i.field)).toEqual(['prerequisites']);
+    expect(issues[0]!.message).toContain(
+      `chain of ${MAX_PREREQUISITE_DEPTH + 1} links exceeds ${MAX_PREREQUISITE_DEPTH}`,
+    );
+    expect(longestPrerequisiteChain(long)).toHaveLength(MAX_PREREQUISITE_DEPTH + 2);
   });
 
   it('does not blame the written flag for a cycle it only leads into', () => {

@@ -1,4 +1,4 @@
-import type { Flag, Segment, VariantValue } from '@vigil/proto';
+import { type Flag, MAX_PREREQUISITE_DEPTH, type Segment, type VariantValue } from '@vigil/proto';
 import { bucketValue } from './attributes.js';
 import { allMatch, type SegmentLookup } from './clauses.js';
 import { type CompiledFlag, type CompiledSegment, type CompiledServe, Compiler, kindOf } from './compile.js';
@@ -30,6 +30,7 @@ const SPLIT = 3;
 const DISABLED = 4;
 const PREREQUISITE_FAILED = 5;
 const KEY_MISSING = 6;
+const FAILED = 7;
 const REASONS: readonly Reason[] = [
   'STATIC',
   'DEFAULT',
@@ -38,10 +39,11 @@ const REASONS: readonly Reason[] = [
   'DISABLED',
   'PREREQUISITE_FAILED',
   'ERROR',
+  'ERROR',
 ];
 
-/** Prerequisite chains deeper than this fail (cycles are refused at write time; this guards the rest). */
-const MAX_DEPTH = 16;
+/** Prerequisite chains deeper than this fail (the server refuses them; this guards the rest). */
+const MAX_DEPTH = MAX_PREREQUISITE_DEPTH;
 
 const EMPTY_CONTEXT: Context = Object.freeze({});
 
@@ -59,6 +61,8 @@ export class FlagSet implements SegmentLookup {
   private killedHit = false;
   // Set when a prerequisite chain reaches MAX_DEPTH; it then fails every flag on the chain, up to the root.
   private tooDeep = false;
+  // Prerequisite outcomes within one top-level evaluation (the context is the same throughout).
+  private readonly memo = new Map<CompiledFlag, number>();
 
   /** The revision of the environment this set holds. */
   get revision(): number {
@@ -142,21 +146,21 @@ export class FlagSet implements SegmentLookup {
   isEnabled(key: string, context: unknown, defaultValue = false): boolean {
     const flag = this.flags.get(key);
     if (flag === undefined || flag.variants.kind !== 'boolean') return defaultValue;
-    return flag.variants.values[this.evaluateIndex(flag, asContext(context), 0)] as boolean;
+    return flag.variants.values[this.served(flag, context)] as boolean;
   }
 
   /** The served variant's key, or undefined for an unknown flag. */
   variant(key: string, context: unknown): string | undefined {
     const flag = this.flags.get(key);
     if (flag === undefined) return undefined;
-    return flag.variants.keys[this.evaluateIndex(flag, asContext(context), 0)];
+    return flag.variants.keys[this.served(flag, context)];
   }
 
   /** The served value when its type matches `defaultValue`'s, else `defaultValue`. */
   value<T extends VariantValue>(key: string, context: unknown, defaultValue: T): T {
     const flag = this.flags.get(key);
     if (flag === undefined || flag.variants.kind !== kindOf(defaultValue)) return defaultValue;
-    return flag.variants.values[this.evaluateIndex(flag, asContext(context), 0)] as T;
+    return flag.variants.values[this.served(flag, context)] as T;
   }
 
   /**
@@ -170,7 +174,7 @@ export class FlagSet implements SegmentLookup {
     if (defaultValue !== undefined && kind !== kindOf(defaultValue)) {
       return failure(defaultValue, 'TYPE_MISMATCH', `flag "${key}" is ${kind}, not ${kindOf(defaultValue)}`);
     }
-    const index = this.evaluateIndex(flag, asContext(context), 0);
+    const index = this.served(flag, context);
     const result: EvaluationDetail<T> = {
       value: flag.variants.values[index] as T,
       variant: flag.variants.keys[index]!,
@@ -178,6 +182,10 @@ export class FlagSet implements SegmentLookup {
       flagVersion: flag.version,
     };
     if (this.reason === KEY_MISSING) result.errorCode = 'TARGETING_KEY_MISSING';
+    if (this.reason === FAILED) {
+      result.errorCode = 'GENERAL';
+      result.detail = 'the context could not be read';
+    }
     if (this.killedHit) result.detail = 'KILLED';
     if (this.ruleIndex >= 0) result.ruleId = flag.rules[this.ruleIndex]!.id;
     return result;
@@ -203,6 +211,21 @@ export class FlagSet implements SegmentLookup {
     return false;
   }
 
+  /**
+   * The index of the variant served to `context`. A context that throws when read (a getter, a
+   * Proxy) gets the off variant with `ERROR`/`GENERAL`: evaluation never throws into the caller.
+   */
+  private served(flag: CompiledFlag, context: unknown): number {
+    try {
+      return this.evaluateIndex(flag, asContext(context), 0);
+    } catch {
+      this.reason = FAILED;
+      this.ruleIndex = -1;
+      this.killedHit = false;
+      return flag.offIndex;
+    }
+  }
+
   /** The index of the variant served; sets `reason`, `ruleIndex` and `killedHit`. */
   private evaluateIndex(flag: CompiledFlag, ctx: Context, depth: number): number {
     this.ruleIndex = -1;
@@ -212,7 +235,10 @@ export class FlagSet implements SegmentLookup {
       return flag.offIndex;
     }
     if (flag.prerequisites.length > 0) {
-      if (depth === 0) this.tooDeep = false;
+      if (depth === 0) {
+        this.tooDeep = false;
+        this.memo.clear();
+      }
       const passed = this.prerequisitesPass(flag, ctx, depth);
       // evaluating the prerequisites overwrote the outcome fields; they describe this flag again from here
       this.ruleIndex = -1;
@@ -244,7 +270,12 @@ export class FlagSet implements SegmentLookup {
     for (const p of flag.prerequisites) {
       const required = this.flags.get(p.flag);
       if (required === undefined || !required.live) return false;
-      const index = this.evaluateIndex(required, ctx, depth + 1);
+      // a flag required along several paths (a diamond) is evaluated once per top-level evaluation
+      let index = this.memo.get(required);
+      if (index === undefined) {
+        index = this.evaluateIndex(required, ctx, depth + 1);
+        this.memo.set(required, index);
+      }
       // a chain that hit the limit fails all the way up; else a cycle's outcome hangs on MAX_DEPTH's parity
       if (this.tooDeep || required.variants.keys[index] !== p.variant) return false;
     }

@@ -18,7 +18,14 @@ export function parseSemver(text: string): SemVer | undefined {
   const m = PATTERN.exec(text);
   if (!m) return undefined;
   const prerelease = m[4] ? m[4].split('.').map((id) => (/^\d+$/.test(id) ? Number(id) : id)) : [];
-  return { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]), prerelease };
+  const major = Number(m[1]);
+  const minor = Number(m[2]);
+  const patch = Number(m[3]);
+  // beyond 2^53 numbers compare imprecisely; the semver package refuses them too
+  if (!Number.isSafeInteger(major) || !Number.isSafeInteger(minor) || !Number.isSafeInteger(patch))
+    return undefined;
+  if (prerelease.some((id) => typeof id === 'number' && !Number.isSafeInteger(id))) return undefined;
+  return { major, minor, patch, prerelease };
 }
 
 function compareIds(a: string | number, b: string | number): number {

@@ -717,3 +717,54 @@ describe('the typed API', () => {
     }
   });
 });
+
+describe('hostile contexts and heavy prerequisite graphs', () => {
+  it('a context that throws when read gets the off variant with ERROR/GENERAL instead of throwing', () => {
+    const set = loaded([
+      flag({
+        key: 'f',
+        rules: [
+          {
+            id: 'r',
+            clauses: [{ attribute: 'country', op: 'in', values: ['TH'] }],
+            serve: { variant: 'on' },
+          },
+        ],
+      }),
+    ]);
+    const getter = Object.defineProperty({ key: 'u1' }, 'country', {
+      get() {
+        throw new Error('boom');
+      },
+    });
+    const { proxy, revoke } = Proxy.revocable({ key: 'u1' }, {});
+    revoke();
+    for (const context of [getter, proxy]) {
+      expect(set.detail('f', context)).toMatchObject({
+        value: false,
+        variant: 'off',
+        reason: 'ERROR',
+        errorCode: 'GENERAL',
+      });
+      expect(set.isEnabled('f', context, true)).toBe(false);
+      expect(set.variant('f', context)).toBe('off');
+    }
+  });
+
+  it('a diamond-shaped prerequisite graph evaluates each flag once, not once per path', () => {
+    // 12 layers of 4 flags, each requiring all 4 below: 4^12 paths, 48 flags
+    const flags: Flag[] = [];
+    for (let layer = 0; layer < 12; layer++) {
+      for (let i = 0; i < 4; i++) {
+        const below =
+          layer === 11 ? [] : [0, 1, 2, 3].map((j) => ({ flag: `l${layer + 1}-${j}`, variant: 'on' }));
+        flags.push(flag({ key: `l${layer}-${i}`, prerequisites: below }));
+      }
+    }
+    const set = loaded(flags);
+    const started = performance.now();
+    expect(set.detail('l0-0', { key: 'u1' })).toMatchObject({ value: true, reason: 'STATIC' });
+    // exponential evaluation would take minutes; once per flag is well under a second even on a loaded machine
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+});

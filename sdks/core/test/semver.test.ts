@@ -163,3 +163,11 @@ describe('compareSemver', () => {
     expect(compareSemver(parsed('1.0.0+build.1'), parsed('v1.0.0+build.2'))).toBe(0);
   });
 });
+
+describe('parseSemver limits', () => {
+  it('refuses numbers past 2^53, which the semver package refuses too', () => {
+    expect(parseSemver('9007199254740993.0.0')).toBeUndefined();
+    expect(parseSemver('1.0.0-9007199254740993')).toBeUndefined();
+    expect(parseSemver('9007199254740991.0.0')).toBeDefined();
+  });
+});

@@ -9,12 +9,17 @@ export const ERRORS = {
   VIGIL_FORBIDDEN: 403,
   VIGIL_NOT_FOUND: 404,
   VIGIL_ALREADY_EXISTS: 409,
+  /** The target is still referenced (a prerequisite, a segment in a rule, the last admin token). */
+  VIGIL_IN_USE: 409,
   VIGIL_VERSION_CONFLICT: 412,
   VIGIL_PRECONDITION_REQUIRED: 428,
   VIGIL_PAYLOAD_TOO_LARGE: 413,
+  VIGIL_UNSUPPORTED_MEDIA_TYPE: 415,
   VIGIL_RATE_LIMITED: 429,
   VIGIL_INTERNAL: 500,
   VIGIL_STORE_UNAVAILABLE: 503,
+  /** The server's own configuration (env vars, config file) is invalid; stops start-up, never sent over HTTP. */
+  VIGIL_SERVER_CONFIG: 500,
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

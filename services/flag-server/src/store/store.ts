@@ -17,6 +17,12 @@ export interface Change {
   flags: Flag[];
   segments: Segment[];
   deleted: { flags: string[]; segments: string[] };
+  /**
+   * Set when the change log could not bridge a gap (e.g. a replica was cut off from Redis longer
+   * than the log reaches): `flags` and `segments` are then the environment's whole state at
+   * `revision`, and anything not in them is gone. Treat it like a snapshot.
+   */
+  reset?: true;
 }
 
 /** An environment's whole state at one revision. */
@@ -88,7 +94,10 @@ export interface Store {
   listEnvs(): Promise<string[]>;
   snapshot(env: string): Promise<EnvSnapshot>;
   getFlag(env: string, key: string): Promise<Flag | undefined>;
-  /** Writes a flag; `flag.version` is set to the new revision. Creates when absent. */
+  /**
+   * Writes a flag; `flag.version` is set to the new revision. Creates when absent. The kill switch
+   * fields are the store's: an update keeps the stored ones (only `setKill` changes them).
+   */
   putFlag(env: string, flag: Flag, expect: Expectation, meta: WriteMeta): Promise<Flag>;
   deleteFlag(env: string, key: string, expect: Expectation, meta: WriteMeta): Promise<void>;
   /**
@@ -119,7 +128,11 @@ export interface Store {
    * Reads summaries for `consumer` in `group` (a guardian instance), including entries another
    * consumer left pending for longer than `claimIdleMs`. Waits up to `blockMs` when none are ready.
    */
-  readMetrics(group: string, consumer: string, opts: { count: number; blockMs: number; claimIdleMs: number }): Promise<MetricsEntry[]>;
+  readMetrics(
+    group: string,
+    consumer: string,
+    opts: { count: number; blockMs: number; claimIdleMs: number },
+  ): Promise<MetricsEntry[]>;
   ackMetrics(group: string, ids: string[]): Promise<void>;
 
   putIncident(incident: Incident): Promise<void>;

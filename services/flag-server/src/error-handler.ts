@@ -1,0 +1,81 @@
+import type { ErrorBody } from '@vigil/proto';
+import { zodIssues } from '@vigil/proto';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ZodError } from 'zod';
+import { ERRORS, type ErrorCode, VigilError } from './errors.js';
+
+/** The code for a framework error's HTTP status (body too large, bad JSON, ...). */
+const CODE_BY_STATUS: Record<number, ErrorCode> = {
+  400: 'VIGIL_BAD_REQUEST',
+  401: 'VIGIL_UNAUTHORIZED',
+  403: 'VIGIL_FORBIDDEN',
+  404: 'VIGIL_NOT_FOUND',
+  413: 'VIGIL_PAYLOAD_TOO_LARGE',
+  415: 'VIGIL_UNSUPPORTED_MEDIA_TYPE',
+  429: 'VIGIL_RATE_LIMITED',
+  503: 'VIGIL_STORE_UNAVAILABLE',
+};
+
+/** Any error as a `VigilError`: stores and other layers may reject with their own class carrying a `VIGIL_*` code. */
+export function toVigilError(error: unknown): VigilError {
+  if (error instanceof VigilError) return error;
+  if (error instanceof ZodError) {
+    return new VigilError('VIGIL_BAD_REQUEST', 'invalid request', zodIssues(error));
+  }
+  const e = error as Partial<FastifyError> & { details?: unknown };
+  if (typeof e?.code === 'string' && e.code in ERRORS) {
+    return new VigilError(e.code as ErrorCode, e.message ?? e.code, e.details, { cause: error });
+  }
+  const status = typeof e?.statusCode === 'number' ? e.statusCode : 500;
+  if (status >= 400 && status < 500) {
+    // Fastify's own 4xx messages (bad JSON, empty body, unsupported content type) are safe to show.
+    return new VigilError(
+      CODE_BY_STATUS[status] ?? 'VIGIL_BAD_REQUEST',
+      e.message ?? 'bad request',
+      undefined,
+      {
+        cause: error,
+      },
+    );
+  }
+  return new VigilError('VIGIL_INTERNAL', 'internal error', undefined, { cause: error });
+}
+
+/** The REST error body for an error. */
+export function errorBody(error: VigilError): ErrorBody {
+  return {
+    error: {
+      code: error.code,
+      message: error.message,
+      ...(error.details === undefined ? {} : { details: error.details }),
+    },
+  };
+}
+
+function handle(
+  this: FastifyInstance,
+  error: unknown,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  const vigil = toVigilError(error);
+  // An unreachable store is an outage to report, not a bug to trace.
+  if (vigil.code === 'VIGIL_STORE_UNAVAILABLE') request.log.warn({ code: vigil.code }, vigil.message);
+  else if (vigil.statusCode >= 500) request.log.error({ err: error }, vigil.message);
+  else request.log.debug({ code: vigil.code }, vigil.message);
+  if (vigil.code === 'VIGIL_UNAUTHORIZED') reply.header('www-authenticate', 'Bearer realm="vigil"');
+  return reply.code(vigil.statusCode).type('application/json; charset=utf-8').send(errorBody(vigil));
+}
+
+/** Installs the one place errors become `{ error: { code, message, details } }`; stacks never leave the process. */
+export function setupErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler(handle);
+  app.setNotFoundHandler((request, reply) =>
+    handle.call(
+      app,
+      new VigilError('VIGIL_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
+      request,
+      reply,
+    ),
+  );
+}

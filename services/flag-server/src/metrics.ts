@@ -1,0 +1,82 @@
+import type { FastifyInstance } from 'fastify';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The flag server's Prometheus metrics, in a registry of its own (one per server instance). */
+export class ServerMetrics {
+  readonly registry = new Registry();
+
+  readonly httpRequests = new Counter({
+    name: 'vigil_http_requests_total',
+    help: 'HTTP requests answered, by method, route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly httpDuration = new Histogram({
+    name: 'vigil_http_request_duration_seconds',
+    help: 'Time to answer an HTTP request, by method and route',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly sdkConnections = new Gauge({
+    name: 'vigil_sdk_connections',
+    help: 'Open SDK streams, by environment and key kind (server or client)',
+    labelNames: ['env', 'kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly writes = new Counter({
+    name: 'vigil_writes_total',
+    help: 'Configuration writes accepted through this server, by action',
+    labelNames: ['action'] as const,
+    registers: [this.registry],
+  });
+
+  readonly changesApplied = new Counter({
+    name: 'vigil_changes_applied_total',
+    help: 'Changes from the store applied to the in-memory state, by environment',
+    labelNames: ['env'] as const,
+    registers: [this.registry],
+  });
+
+  readonly broadcastSeconds = new Histogram({
+    name: 'vigil_broadcast_duration_seconds',
+    help: 'Time from receiving a change from the store to having handed its patch to every open stream',
+    buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+
+  readonly slowClients = new Counter({
+    name: 'vigil_stream_slow_clients_total',
+    help: 'Streams closed because they could not keep up',
+    registers: [this.registry],
+  });
+
+  readonly storeErrors = new Counter({
+    name: 'vigil_store_errors_total',
+    help: 'Failed store operations, by operation',
+    labelNames: ['op'] as const,
+    registers: [this.registry],
+  });
+
+  readonly metricsSummaries = new Counter({
+    name: 'vigil_sdk_metric_summaries_total',
+    help: 'Cohort summaries received from SDKs and published to the guardian',
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'vigil_' });
+  }
+
+  /** Counts and times every HTTP request by its route pattern (never the raw URL, to bound label values). */
+  instrument(app: FastifyInstance): void {
+    app.addHook('onResponse', async (request, reply) => {
+      const route = request.routeOptions.url ?? 'unmatched';
+      this.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
+      this.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    });
+  }
+}

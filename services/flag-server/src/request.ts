@@ -1,0 +1,84 @@
+import { type FieldIssue, zodIssues } from '@vigil/proto';
+import type { FastifyRequest } from 'fastify';
+import type { z } from 'zod';
+import { VigilError } from './errors.js';
+import type { Expectation } from './store/store.js';
+
+type Parts = { params?: z.ZodType; query?: z.ZodType; body?: z.ZodType };
+type Parsed<P extends Parts> = { [K in keyof P]: P[K] extends z.ZodType ? z.output<P[K]> : never };
+
+/**
+ * Parses a request's path parameters, query and body with zod, all at once, so a 400 names every
+ * bad field: path and query fields as `path.env` / `query.limit`, body fields by their own path.
+ */
+export function parseRequest<P extends Parts>(request: FastifyRequest, parts: P): Parsed<P> {
+  const issues: FieldIssue[] = [];
+  const out: Record<string, unknown> = {};
+  const sources = { params: request.params, query: request.query, body: request.body };
+  const prefixes = { params: ['path'], query: ['query'], body: [] };
+  for (const part of ['params', 'query', 'body'] as const) {
+    const schema = parts[part];
+    if (!schema) continue;
+    const result = schema.safeParse(part === 'body' ? (sources.body ?? undefined) : (sources[part] ?? {}));
+    if (result.success) out[part] = result.data;
+    else issues.push(...zodIssues(result.error, prefixes[part]));
+  }
+  if (issues.length > 0) throw badRequest(issues);
+  return out as Parsed<P>;
+}
+
+/** A 400 that names the bad fields. */
+export function badRequest(issues: FieldIssue[], message = 'invalid request'): VigilError {
+  const fields = issues.map((i) => i.field);
+  return new VigilError('VIGIL_BAD_REQUEST', `${message}: ${[...new Set(fields)].join(', ')}`, issues);
+}
+
+/** The ETag for a version or revision. */
+export function etag(version: number): string {
+  return `"${version}"`;
+}
+
+const ENTITY_TAG = /^\s*(?:W\/)?"?(\d{1,15})"?\s*$/;
+
+/**
+ * The expectation an `If-Match` header states: `"12"` (or `12`, `W/"12"`) → version 12, `*` → must
+ * exist (returned as `'exists'` for the caller to resolve), absent → undefined.
+ */
+export function ifMatch(request: FastifyRequest): { version: number } | 'exists' | undefined {
+  const header = request.headers['if-match'];
+  if (header === undefined) return undefined;
+  if (header.trim() === '*') return 'exists';
+  const match = ENTITY_TAG.exec(header);
+  if (!match) {
+    throw badRequest([
+      { field: 'header.if-match', message: 'must be one entity tag holding a version, e.g. "12"' },
+    ]);
+  }
+  return { version: Number(match[1]) };
+}
+
+/** True when `If-None-Match` lists the current revision (or `*`). */
+export function notModified(request: FastifyRequest, revision: number): boolean {
+  const header = request.headers['if-none-match'];
+  if (!header) return false;
+  const current = String(revision);
+  return header.split(',').some((tag) => {
+    const t = tag.trim();
+    if (t === '*') return true;
+    return ENTITY_TAG.exec(t)?.[1] === current;
+  });
+}
+
+/** Resolves `If-Match` into a store expectation, given the version currently stored (if any). */
+export function expectation(
+  match: ReturnType<typeof ifMatch>,
+  current: { version: number } | undefined,
+  what: string,
+): Expectation {
+  if (match === undefined) return undefined;
+  if (match === 'exists') {
+    if (!current) throw new VigilError('VIGIL_VERSION_CONFLICT', `${what} does not exist (If-Match: *)`);
+    return { version: current.version };
+  }
+  return match;
+}

@@ -1,0 +1,138 @@
+import { type FieldIssue, metricsBatchSchema } from '@vigil/proto';
+import type { FastifyInstance, LogLevel } from 'fastify';
+import { principalOf } from '../auth.js';
+import type { Environments } from '../environments.js';
+import { VigilError } from '../errors.js';
+import type { ServerMetrics } from '../metrics.js';
+import { errors, ref } from '../openapi.js';
+import { etag, notModified, parseRequest } from '../request.js';
+import type { Store } from '../store/store.js';
+
+export interface SdkRouteOptions {
+  store: Store;
+  envs: Environments;
+  metrics: ServerMetrics;
+  /** Log level of the polling route (it may answer thousands of requests a second). */
+  quietLogLevel: LogLevel;
+}
+
+const CORS = {
+  'access-control-allow-origin': '*',
+  'access-control-expose-headers': 'etag',
+} as const;
+
+/**
+ * The SDK endpoints over HTTP: `GET /v1/flags` (polling and bootstrap, answered from memory) and
+ * `POST /v1/metrics` (cohort summaries for the guardian). Browsers may call both from any origin, with
+ * the key as a bearer token or in `?key=` (which needs no preflight).
+ */
+export async function sdkRoutes(app: FastifyInstance, options: SdkRouteOptions): Promise<void> {
+  const { store, envs, metrics } = options;
+
+  app.addHook('onSend', async (_request, reply) => {
+    reply.headers(CORS);
+  });
+  for (const url of ['/v1/flags', '/v1/metrics']) {
+    app.options(url, { schema: { hide: true } }, async (_request, reply) =>
+      reply
+        .code(204)
+        .headers({
+          'access-control-allow-methods': 'GET, POST, OPTIONS',
+          'access-control-allow-headers': 'authorization, content-type, if-none-match',
+          'access-control-max-age': '600',
+        })
+        .send(),
+    );
+  }
+
+  app.get(
+    '/v1/flags',
+    {
+      config: { access: 'sdk' },
+      logLevel: options.quietLogLevel,
+      schema: {
+        tags: ['sdk'],
+        summary: "The key's environment as a snapshot; ETag is the revision (304 on If-None-Match)",
+        description:
+          'Client keys (sdk-client) see only clientSide flags and the segments those flags reference.',
+        querystring: {
+          type: 'object',
+          properties: { key: { type: 'string', description: 'SDK key (browsers)' } },
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              revision: { type: 'integer' },
+              flags: { type: 'array', items: ref('Flag') },
+              segments: { type: 'array', items: ref('Segment') },
+            },
+          },
+          304: { type: 'null', description: 'Not modified' },
+          ...errors(401, 403, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const env = principal.env!;
+      const state = envs.peek(env) ?? (await envs.get(env));
+      reply.header('etag', etag(state.revision)).header('cache-control', 'no-cache');
+      if (notModified(request, state.revision)) return reply.code(304).send();
+      const { body } = state.snapshot(principal.clientOnly ? 'client' : 'server');
+      return reply
+        .type('application/json; charset=utf-8')
+        .serializer((s: string) => s)
+        .send(body);
+    },
+  );
+
+  app.post(
+    '/v1/metrics',
+    {
+      config: { access: 'sdk' },
+      schema: {
+        tags: ['sdk'],
+        summary: 'Cohort summaries from an SDK, for the guardian',
+        description:
+          "Every summary's env must be the key's environment; client keys may only report clientSide flags.",
+        body: ref('MetricsBatch'),
+        response: {
+          202: { type: 'object', properties: { accepted: { type: 'integer' } } },
+          ...errors(400, 401, 403, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const { body } = parseRequest(request, { body: metricsBatchSchema });
+      const state = principal.clientOnly
+        ? (envs.peek(principal.env!) ?? (await envs.get(principal.env!)))
+        : undefined;
+      const issues: FieldIssue[] = [];
+      body.summaries.forEach((summary, i) => {
+        if (summary.env !== principal.env) {
+          issues.push({
+            field: `summaries[${i}].env`,
+            message: `must be the key's environment (${principal.env})`,
+          });
+        } else if (state && !state.clientVisible(summary.flag)) {
+          issues.push({
+            field: `summaries[${i}].flag`,
+            message: 'client keys may only report clientSide flags',
+          });
+        }
+      });
+      if (issues.length > 0) {
+        throw new VigilError(
+          'VIGIL_FORBIDDEN',
+          `summaries outside this key's reach: ${issues.map((i) => i.field).join(', ')}`,
+          issues,
+        );
+      }
+      if (body.summaries.length > 0) await store.publishMetrics(body.summaries);
+      metrics.metricsSummaries.inc(body.summaries.length);
+      return reply.code(202).send({ accepted: body.summaries.length });
+    },
+  );
+}

@@ -1,0 +1,165 @@
+import { type Segment, validateSegment } from '@vigil/proto';
+import type { FastifyInstance } from 'fastify';
+import { VigilError } from '../errors.js';
+import type { ServerMetrics } from '../metrics.js';
+import { doc, errors, ref } from '../openapi.js';
+import { etag, expectation, ifMatch, notModified, parseRequest } from '../request.js';
+import type { Store } from '../store/store.js';
+import { envParams, invalid, keyParams, paramIssues, withUrlKey, writeMeta } from './common.js';
+
+export interface SegmentRouteOptions {
+  store: Store;
+  metrics: ServerMetrics;
+}
+
+/** Flags whose rules name a segment in an `inSegment` clause. */
+function flagsUsing(
+  flags: readonly { key: string; rules: { clauses: { op: string; values: unknown[] }[] }[] }[],
+  segment: string,
+): string[] {
+  return flags
+    .filter((f) =>
+      f.rules.some((r) =>
+        r.clauses.some((c) => c.op === 'inSegment' && c.values.some((v) => String(v) === segment)),
+      ),
+    )
+    .map((f) => f.key);
+}
+
+/**
+ * Segments under `/api/v1/envs/:env/segments`. The store has no version check for segments, so
+ * `If-Match` here is checked against the version read just before the write (best effort).
+ */
+export async function segmentRoutes(app: FastifyInstance, options: SegmentRouteOptions): Promise<void> {
+  const { store, metrics } = options;
+
+  const findSegment = async (env: string, key: string): Promise<Segment | undefined> =>
+    (await store.snapshot(env)).segments.find((s) => s.key === key);
+
+  app.get(
+    '/envs/:env/segments',
+    {
+      config: { access: 'read' },
+      schema: {
+        tags: ['segments'],
+        summary: "An environment's segments",
+        params: doc(envParams),
+        response: {
+          200: {
+            type: 'object',
+            properties: { revision: { type: 'integer' }, segments: { type: 'array', items: ref('Segment') } },
+          },
+          ...errors(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const { params } = parseRequest(request, { params: envParams });
+      const snapshot = await store.snapshot(params.env);
+      return {
+        revision: snapshot.revision,
+        segments: [...snapshot.segments].sort((a, b) => a.key.localeCompare(b.key)),
+      };
+    },
+  );
+
+  app.get(
+    '/envs/:env/segments/:key',
+    {
+      config: { access: 'read' },
+      schema: {
+        tags: ['segments'],
+        summary: 'One segment; ETag is its version',
+        params: doc(keyParams),
+        response: {
+          200: ref('Segment'),
+          304: { type: 'null', description: 'Not modified' },
+          ...errors(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { params } = parseRequest(request, { params: keyParams });
+      const segment = await findSegment(params.env, params.key);
+      if (!segment) throw new VigilError('VIGIL_NOT_FOUND', `no segment ${params.key} in ${params.env}`);
+      reply.header('etag', etag(segment.version));
+      if (notModified(request, segment.version)) return reply.code(304).send();
+      return segment;
+    },
+  );
+
+  app.put(
+    '/envs/:env/segments/:key',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['segments'],
+        summary: 'Create or replace a segment',
+        params: doc(keyParams),
+        body: ref('Segment'),
+        response: { 200: ref('Segment'), 201: ref('Segment'), ...errors(400, 401, 403, 412, 503) },
+      },
+    },
+    async (request, reply) => {
+      const match = ifMatch(request);
+      const path = paramIssues(keyParams, request);
+      const keyed = withUrlKey(request.body, (request.params as { key: string }).key);
+      const checked = validateSegment(keyed.body ?? undefined);
+      const bodyIssues = [...keyed.issues, ...(checked.ok ? [] : checked.issues)];
+      if (path.issues.length > 0 || bodyIssues.length > 0 || !checked.ok)
+        throw invalid(path.issues, bodyIssues, 'segment');
+      const { env } = path.value!;
+      const meta = writeMeta(request);
+      const current = await findSegment(env, checked.value.key);
+      const expected = expectation(match, current, `segment ${checked.value.key}`);
+      if (expected && 'version' in expected && current?.version !== expected.version) {
+        throw new VigilError(
+          'VIGIL_VERSION_CONFLICT',
+          `segment ${checked.value.key} is at version ${current?.version ?? 'none'}`,
+          {
+            current: current?.version,
+            expected: expected.version,
+          },
+        );
+      }
+      const saved = await store.putSegment(env, checked.value, meta);
+      metrics.writes.inc({ action: 'segment.upsert' });
+      return reply
+        .code(current ? 200 : 201)
+        .header('etag', etag(saved.version))
+        .send(saved);
+    },
+  );
+
+  app.delete(
+    '/envs/:env/segments/:key',
+    {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['segments'],
+        summary: 'Delete a segment (409 while a flag rule uses it)',
+        params: doc(keyParams),
+        response: { 204: { type: 'null', description: 'Deleted' }, ...errors(400, 401, 403, 404, 409, 503) },
+      },
+    },
+    async (request, reply) => {
+      const { params } = parseRequest(request, { params: keyParams });
+      const meta = writeMeta(request);
+      const snapshot = await store.snapshot(params.env);
+      if (!snapshot.segments.some((s) => s.key === params.key)) {
+        throw new VigilError('VIGIL_NOT_FOUND', `no segment ${params.key} in ${params.env}`);
+      }
+      const dependents = flagsUsing(snapshot.flags, params.key);
+      if (dependents.length > 0) {
+        throw new VigilError(
+          'VIGIL_IN_USE',
+          `segment ${params.key} is used by flag(s) ${dependents.join(', ')}`,
+          { dependents },
+        );
+      }
+      await store.deleteSegment(params.env, params.key, meta);
+      metrics.writes.inc({ action: 'segment.delete' });
+      return reply.code(204).send();
+    },
+  );
+}

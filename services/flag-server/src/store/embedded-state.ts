@@ -1,0 +1,143 @@
+import type { AuditEntry, Flag, Incident, Segment } from '@vigil/proto';
+import type { Change, OutboxItem, StoredToken } from './store.js';
+
+/** One durable mutation, as journaled; replaying them in order rebuilds the state. */
+export type JournalRecord =
+  | { op: 'commit'; change: Change; audit: AuditEntry }
+  | { op: 'token.put'; token: StoredToken }
+  | { op: 'token.delete'; id: string }
+  | { op: 'incident.put'; incident: Incident }
+  | { op: 'episode.claim'; key: string; incidentId: string }
+  | { op: 'outbox.put'; item: OutboxItem }
+  | { op: 'outbox.delete'; id: string };
+
+/** An environment's state in memory: its counter, current records and bounded logs (oldest first). */
+export interface EnvState {
+  revision: number;
+  flags: Map<string, Flag>;
+  segments: Map<string, Segment>;
+  log: Change[];
+  audit: AuditEntry[];
+}
+
+/** The state as written to the snapshot file. */
+export interface SavedState {
+  envs: Record<
+    string,
+    { revision: number; flags: Flag[]; segments: Segment[]; log: Change[]; audit: AuditEntry[] }
+  >;
+  tokens: StoredToken[];
+  incidents: Incident[];
+  episodes: Record<string, string>;
+  outbox: OutboxItem[];
+}
+
+/**
+ * Everything the embedded store persists, in memory. `apply` is the only mutator and is used both
+ * for live writes (after the journal has the record) and for replay, so the two cannot disagree.
+ * Stored objects are frozen: readers get them without copying and cannot corrupt the state.
+ */
+export class EmbeddedState {
+  readonly envs = new Map<string, EnvState>();
+  readonly tokens = new Map<string, StoredToken>();
+  readonly incidents = new Map<string, Incident>();
+  readonly episodes = new Map<string, string>();
+  readonly outbox = new Map<string, OutboxItem>();
+
+  constructor(private readonly limits: { changeLog: number; audit: number }) {}
+
+  /** Applies one journaled mutation. */
+  apply(record: JournalRecord): void {
+    deepFreeze(record);
+    switch (record.op) {
+      case 'commit':
+        this.commit(record.change, record.audit);
+        return;
+      case 'token.put':
+        this.tokens.set(record.token.id, record.token);
+        return;
+      case 'token.delete':
+        this.tokens.delete(record.id);
+        return;
+      case 'incident.put':
+        this.incidents.set(record.incident.id, record.incident);
+        return;
+      case 'episode.claim':
+        this.episodes.set(record.key, record.incidentId);
+        return;
+      case 'outbox.put':
+        this.outbox.set(record.item.id, record.item);
+        return;
+      case 'outbox.delete':
+        this.outbox.delete(record.id);
+        return;
+    }
+  }
+
+  /** Loads a snapshot written by `save`. */
+  load(saved: SavedState): void {
+    for (const [name, env] of Object.entries(saved.envs)) {
+      this.envs.set(name, {
+        revision: env.revision,
+        flags: new Map(env.flags.map((f) => [f.key, deepFreeze(f)])),
+        segments: new Map(env.segments.map((s) => [s.key, deepFreeze(s)])),
+        log: env.log.map(deepFreeze),
+        audit: env.audit.map(deepFreeze),
+      });
+    }
+    for (const token of saved.tokens) this.tokens.set(token.id, deepFreeze(token));
+    for (const incident of saved.incidents) this.incidents.set(incident.id, deepFreeze(incident));
+    for (const [key, id] of Object.entries(saved.episodes)) this.episodes.set(key, id);
+    for (const item of saved.outbox) this.outbox.set(item.id, deepFreeze(item));
+  }
+
+  /** The whole state in its snapshot form. */
+  save(): SavedState {
+    const envs: SavedState['envs'] = {};
+    for (const [name, env] of this.envs) {
+      envs[name] = {
+        revision: env.revision,
+        flags: [...env.flags.values()],
+        segments: [...env.segments.values()],
+        log: env.log,
+        audit: env.audit,
+      };
+    }
+    return {
+      envs,
+      tokens: [...this.tokens.values()],
+      incidents: [...this.incidents.values()],
+      episodes: Object.fromEntries(this.episodes),
+      outbox: [...this.outbox.values()],
+    };
+  }
+
+  private commit(change: Change, audit: AuditEntry): void {
+    let env = this.envs.get(change.env);
+    if (!env) {
+      env = { revision: 0, flags: new Map(), segments: new Map(), log: [], audit: [] };
+      this.envs.set(change.env, env);
+    }
+    env.revision = change.revision;
+    for (const flag of change.flags) env.flags.set(flag.key, flag);
+    for (const segment of change.segments) env.segments.set(segment.key, segment);
+    for (const key of change.deleted.flags) env.flags.delete(key);
+    for (const key of change.deleted.segments) env.segments.delete(key);
+    pushBounded(env.log, change, this.limits.changeLog);
+    pushBounded(env.audit, audit, this.limits.audit);
+  }
+}
+
+function pushBounded<T>(list: T[], item: T, limit: number): void {
+  list.push(item);
+  if (list.length > limit) list.splice(0, list.length - limit);
+}
+
+/** Freezes a JSON value and everything in it. */
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
