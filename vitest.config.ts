@@ -6,7 +6,12 @@ export default defineConfig({
   resolve: { conditions: ['@vigil/source'] },
   ssr: { resolve: { conditions: ['@vigil/source'] } },
   test: {
-    include: ['proto/test/**/*.test.ts', 'sdks/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'bench/test/**/*.test.ts'],
+    include: [
+      'proto/test/**/*.test.ts',
+      'sdks/*/test/**/*.test.ts',
+      'services/*/test/**/*.test.ts',
+      'bench/test/**/*.test.ts',
+    ],
     testTimeout: 20_000,
     hookTimeout: 30_000,
   },

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type TokenInfo, type TokenScope, tokenInfoSchema } from '@vigil/proto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { VigilError } from './errors.js';
+import { isVigilError, VigilError } from './errors.js';
 import type { Store, StoredToken } from './store/store.js';
 
 /** Every token secret starts with this, so leaked secrets are easy to scan for. */
@@ -53,6 +53,21 @@ export function generateSecret(): string {
 /** What the store keeps instead of the secret. */
 export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+// Recent secrets' hashes: an SDK polling or a client reconnecting presents the same key each time,
+// and hashing it per request costs more than answering a 304. Bounded; cleared when full.
+const recentHashes = new Map<string, string>();
+const MAX_RECENT_HASHES = 10_000;
+
+function cachedHash(secret: string): string {
+  let hash = recentHashes.get(secret);
+  if (hash === undefined) {
+    if (recentHashes.size >= MAX_RECENT_HASHES) recentHashes.clear();
+    hash = hashSecret(secret);
+    recentHashes.set(secret, hash);
+  }
+  return hash;
 }
 
 /** Body of `POST /tokens`. SDK keys need an environment and hold exactly one SDK scope. */
@@ -108,7 +123,7 @@ export class Tokens {
 
   /** The principal for a secret, or undefined when no such token exists. */
   async authenticate(secret: string): Promise<Principal | undefined> {
-    const hash = hashSecret(secret);
+    const hash = cachedHash(secret);
     const hit = this.cache.get(hash);
     if (hit && Date.now() - hit.at < this.cacheMs) return hit.principal;
     let pending = this.inflight.get(hash);
@@ -196,12 +211,19 @@ export async function bootstrapAdmin(store: Store, adminToken?: string): Promise
     return { created: false, adminTokenUnknown };
   }
   const tokens = new Tokens(store, 0);
-  const { token, secret } = await tokens.create(
-    { name: 'bootstrap-admin', scopes: ['admin'] },
-    'bootstrap',
-    adminToken ?? generateSecret(),
-  );
-  return { created: true, secret, token, fromEnv: adminToken !== undefined };
+  let created: { token: TokenInfo; secret: string };
+  try {
+    created = await tokens.create(
+      { name: 'bootstrap-admin', scopes: ['admin'] },
+      'bootstrap',
+      adminToken ?? generateSecret(),
+    );
+  } catch (error) {
+    // Replicas starting together on an empty store race to create the same VIGIL_ADMIN_TOKEN; one wins.
+    if (adminToken === undefined || !isVigilError(error, 'VIGIL_ALREADY_EXISTS')) throw error;
+    return { created: false, adminTokenUnknown: false };
+  }
+  return { created: true, ...created, fromEnv: adminToken !== undefined };
 }
 
 /** The secret in `Authorization: Bearer <secret>`, if any. */

@@ -73,10 +73,23 @@ export class ServerMetrics {
 
   /** Counts and times every HTTP request by its route pattern (never the raw URL, to bound label values). */
   instrument(app: FastifyInstance): void {
+    // Label children are bound once per (method, route, status): resolving labels hashes them, which
+    // would otherwise cost more than serving a 304 to a polling SDK.
+    const bound = new Map<string, { requests: ReturnType<Counter['labels']>; duration: ReturnType<Histogram['labels']> }>();
     app.addHook('onResponse', async (request, reply) => {
       const route = request.routeOptions.url ?? 'unmatched';
-      this.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
-      this.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+      const id = `${request.method} ${reply.statusCode} ${route}`;
+      let children = bound.get(id);
+      if (children === undefined) {
+        const method = request.method;
+        children = {
+          requests: this.httpRequests.labels({ method, route, status: String(reply.statusCode) }),
+          duration: this.httpDuration.labels({ method, route }),
+        };
+        bound.set(id, children);
+      }
+      children.requests.inc();
+      children.duration.observe(reply.elapsedTime / 1000);
     });
   }
 }
