@@ -17,29 +17,40 @@ export const latencySketchSchema = z.strictObject({
 });
 export type LatencySketch = z.infer<typeof latencySketchSchema>;
 
+const cohortSummaryFields = z.strictObject({
+  env: environmentSchema,
+  flag: keySchema,
+  variant: keySchema,
+  version: z.int().min(0),
+  windowStart: z.iso.datetime(),
+  windowEnd: z.iso.datetime(),
+  requests: z.int().min(0),
+  errors: z.int().min(0),
+  latency: latencySketchSchema,
+});
+
+function consistent<T extends z.ZodType<{ errors: number; requests: number; windowStart: string; windowEnd: string }>>(
+  schema: T,
+) {
+  return schema
+    .refine((s) => s.errors <= s.requests, { message: 'errors exceed requests', path: ['errors'] })
+    .refine((s) => Date.parse(s.windowEnd) >= Date.parse(s.windowStart), {
+      message: 'window ends before it starts',
+      path: ['windowEnd'],
+    });
+}
+
 /** What one SDK saw of one cohort (flag, variant, version) during one window. */
-export const cohortSummarySchema = z
-  .strictObject({
-    env: environmentSchema,
-    flag: keySchema,
-    variant: keySchema,
-    version: z.int().min(0),
-    windowStart: z.iso.datetime(),
-    windowEnd: z.iso.datetime(),
-    requests: z.int().min(0),
-    errors: z.int().min(0),
-    latency: latencySketchSchema,
-  })
-  .refine((s) => s.errors <= s.requests, { message: 'errors exceed requests', path: ['errors'] })
-  .refine((s) => Date.parse(s.windowEnd) >= Date.parse(s.windowStart), {
-    message: 'window ends before it starts',
-    path: ['windowEnd'],
-  });
+export const cohortSummarySchema = consistent(cohortSummaryFields);
 export type CohortSummary = z.infer<typeof cohortSummarySchema>;
 
-/** Body of `POST /v1/metrics`; every summary's `env` must be the SDK key's environment. */
+/** A summary as an SDK reports it: `env` may be left out, the server takes it from the SDK key. */
+export const reportedSummarySchema = consistent(cohortSummaryFields.extend({ env: environmentSchema.optional() }));
+export type ReportedSummary = z.infer<typeof reportedSummarySchema>;
+
+/** Body of `POST /v1/metrics`; a summary's `env`, when given, must be the SDK key's environment. */
 export const metricsBatchSchema = z.strictObject({
   sdk: z.string().max(128).optional(),
-  summaries: z.array(cohortSummarySchema).max(5000),
+  summaries: z.array(reportedSummarySchema).max(5000),
 });
 export type MetricsBatch = z.infer<typeof metricsBatchSchema>;

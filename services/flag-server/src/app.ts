@@ -13,7 +13,10 @@ import { setupOpenApi } from './openapi.js';
 import { auditRoutes } from './routes/audit.js';
 import { evaluateRoutes } from './routes/evaluate.js';
 import { flagRoutes } from './routes/flags.js';
+import { healthRoutes } from './routes/health.js';
+import { incidentRoutes } from './routes/incidents.js';
 import { opsRoutes } from './routes/ops.js';
+import { scheduleRoutes } from './routes/schedules.js';
 import { sdkRoutes } from './routes/sdk.js';
 import { segmentRoutes } from './routes/segments.js';
 import { selectProtocol, streamRoutes } from './routes/stream.js';
@@ -29,6 +32,8 @@ export interface BuildOptions {
   logger?: FastifyBaseLogger;
   /** Also export Node.js process metrics (off in tests, where many servers share a process). */
   processMetrics?: boolean;
+  /** Epoch ms for schedule and incident timestamps (default `Date.now`); tests share one clock with the guardian. */
+  now?: () => number;
 }
 
 declare module 'fastify' {
@@ -57,6 +62,7 @@ const MAX_CLIENT_MESSAGE = 64 * 1024;
  */
 export async function buildServer(options: BuildOptions): Promise<FastifyInstance> {
   const { config, store } = options;
+  const now = options.now ?? Date.now;
   const app = Fastify({
     loggerInstance: options.logger ?? createLogger(config.logLevel),
     bodyLimit: config.bodyLimit,
@@ -97,6 +103,10 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
   await app.register(websocket, {
     options: { maxPayload: MAX_CLIENT_MESSAGE, handleProtocols: selectProtocol },
     preClose: async () => {
+      // Our preClose replaces the plugin's, which stopped routing upgrades: an SDK reconnecting during
+      // shutdown would otherwise leave a half-open socket that keeps close() from ever resolving.
+      app.server.removeAllListeners('upgrade');
+      app.server.on('upgrade', (_request, socket) => socket.destroy());
       await hub.closeAll(CLOSE_CODES.shuttingDown, 'server shutting down');
       // Streams still authenticating are not in the hub yet.
       for (const client of app.websocketServer.clients) client.close(1001, 'server shutting down');
@@ -112,6 +122,9 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
   await app.register(
     async (api) => {
       await api.register(flagRoutes, { store, metrics });
+      await api.register(scheduleRoutes, { store, metrics, now });
+      await api.register(healthRoutes, { store, tokens });
+      await api.register(incidentRoutes, { store, metrics, now });
       await api.register(segmentRoutes, { store, metrics });
       await api.register(evaluateRoutes, { envs });
       await api.register(auditRoutes, { store });

@@ -95,7 +95,7 @@ export async function sdkRoutes(app: FastifyInstance, options: SdkRouteOptions):
         tags: ['sdk'],
         summary: 'Cohort summaries from an SDK, for the guardian',
         description:
-          "Every summary's env must be the key's environment; client keys may only report clientSide flags.",
+          "A summary's env, when given, must be the key's environment (it defaults to it); client keys may only report clientSide flags.",
         body: ref('MetricsBatch'),
         response: {
           202: { type: 'object', properties: { accepted: { type: 'integer' } } },
@@ -111,7 +111,7 @@ export async function sdkRoutes(app: FastifyInstance, options: SdkRouteOptions):
         : undefined;
       const issues: FieldIssue[] = [];
       body.summaries.forEach((summary, i) => {
-        if (summary.env !== principal.env) {
+        if (summary.env !== undefined && summary.env !== principal.env) {
           issues.push({
             field: `summaries[${i}].env`,
             message: `must be the key's environment (${principal.env})`,
@@ -130,7 +130,9 @@ export async function sdkRoutes(app: FastifyInstance, options: SdkRouteOptions):
           issues,
         );
       }
-      if (body.summaries.length > 0) await store.publishMetrics(body.summaries);
+      // the key is bound to one environment, so a summary that leaves `env` out is about that one
+      const summaries = body.summaries.map((summary) => ({ ...summary, env: principal.env! }));
+      if (summaries.length > 0) await store.publishMetrics(summaries);
       metrics.metricsSummaries.inc(body.summaries.length);
       return reply.code(202).send({ accepted: body.summaries.length });
     },
