@@ -233,7 +233,7 @@ describe('memory bounds', () => {
     expect(errors.find((e) => e.code === 'VIGIL_SDK_METRICS')).toMatchObject({ status: 403 });
   });
 
-  it('without env, summaries leave it out and the server files them under the key\'s environment', async () => {
+  it("without env, summaries leave it out and the server files them under the key's environment", async () => {
     const c = client({ env: undefined });
     await c.waitForReady(5000);
     const scope = c.scope({ key: 'u' });

@@ -8,14 +8,8 @@ import {
 } from '@openfeature/server-sdk';
 import type { FlagInput } from '@vigil/proto';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import {
-  type ClientOptions,
-  createClient,
-  toVigilContext,
-  type VigilClient,
-  VigilProvider,
-  type VigilProviderOptions,
-} from '../src/index.js';
+import { type ClientOptions, createClient, type VigilClient } from '../src/index.js';
+import { toVigilContext, VigilProvider, type VigilProviderOptions } from '../src/openfeature.js';
 import { boolFlag, memoryLogger, TestServer } from './helpers.js';
 
 const ENV = 'production';

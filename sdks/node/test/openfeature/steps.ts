@@ -9,7 +9,7 @@ import {
   OpenFeature,
 } from '@openfeature/server-sdk';
 import { expect } from 'vitest';
-import type { VigilProvider } from '../../src/index.js';
+import type { VigilProvider } from '../../src/openfeature.js';
 
 type FlagType = 'boolean' | 'string' | 'integer' | 'float' | 'object';
 type Stage = 'before' | 'after' | 'error' | 'finally';

@@ -1,0 +1,21 @@
+/**
+ * What the bundles need of `@vigil/proto` at run time — a few limits and `parseTime` — without the zod
+ * schemas that `@vigil/proto`'s entry point builds on import (zod would triple the bundle). tsup maps
+ * `@vigil/proto` here; types still come from `@vigil/proto`, and a test checks these values equal its own.
+ */
+export { parseTime } from '../../../proto/src/time.js';
+
+/** `WEIGHT_TOTAL` of `@vigil/proto`: rollout weights sum to this (thousandths of a percent). */
+export const WEIGHT_TOTAL = 100_000;
+/** `MAX_PREREQUISITE_DEPTH` of `@vigil/proto`. */
+export const MAX_PREREQUISITE_DEPTH = 16;
+/** `MAX_REGEX_LENGTH` of `@vigil/proto`. */
+export const MAX_REGEX_LENGTH = 256;
+/** `CLOSE_CODES` of `@vigil/proto`: WebSocket close codes the server uses. */
+export const CLOSE_CODES = {
+  badKey: 4401,
+  forbidden: 4403,
+  protocol: 4400,
+  tooSlow: 4408,
+  shuttingDown: 4503,
+} as const;
