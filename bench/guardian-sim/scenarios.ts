@@ -100,7 +100,8 @@ export function scenarios(): Scenario[] {
     {
       id: 'error-5x-1pct',
       tag: 'A3',
-      title: 'the same 5× regression on a service whose baseline is 1% errors (5% exposure; guard max 3%, min 97%)',
+      title:
+        'the same 5× regression on a service whose baseline is 1% errors (5% exposure; guard max 3%, min 97%)',
       kind: 'detect',
       phases: [{ exposure: 0.05, seconds: 120 }],
       control: cohort(0.01, base, logNormal),
@@ -134,7 +135,8 @@ export function scenarios(): Scenario[] {
     {
       id: 'aa-1',
       tag: 'B4',
-      title: 'A/A at 1% errors over the progressive schedule (guard: max error rate 3%, min success 97%, as A3)',
+      title:
+        'A/A at 1% errors over the progressive schedule (guard: max error rate 3%, min success 97%, as A3)',
       kind: 'aa',
       phases: SCHEDULE,
       control: cohort(0.01, base, logNormal),

@@ -14,6 +14,7 @@ import {
   contextSchema,
   errorBodySchema,
   errorMessageSchema,
+  flagHealthSchema,
   flagSchema,
   guardSchema,
   helloMessageSchema,
@@ -32,6 +33,7 @@ import {
   snapshotMessageSchema,
   tokenInfoSchema,
   variantSchema,
+  verdictSchema,
 } from '../src/index.js';
 
 /**
@@ -122,6 +124,19 @@ export const EXPORTS: Record<string, Export> = {
     title: 'Incident',
     description: 'An incident the guardian opened.',
     schema: incidentSchema,
+    io: 'output',
+  },
+  'verdict.schema.json': {
+    title: 'Verdict',
+    description: "The guardian's latest verdict on a flag version, as it stores it for the health endpoint.",
+    schema: verdictSchema,
+    io: 'output',
+  },
+  'flag-health.schema.json': {
+    title: 'FlagHealth',
+    description:
+      'Body of GET /api/v1/envs/{env}/flags/{key}/health (Argo Rollouts web metric, Flagger gate).',
+    schema: flagHealthSchema,
     io: 'output',
   },
   'error-body.schema.json': {

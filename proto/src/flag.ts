@@ -153,6 +153,16 @@ export const scheduleSchema = z.strictObject({
 });
 export type Schedule = z.infer<typeof scheduleSchema>;
 
+/**
+ * When the hold of a schedule's current step ends (epoch ms): `stepStartedAt` plus the hold left at the
+ * last resume (`remainingHoldMs`) or else the step's whole hold. Undefined before the first step.
+ */
+export function holdEndsAt(schedule: Schedule): number | undefined {
+  const step = schedule.steps[schedule.stepIndex];
+  if (step === undefined || schedule.stepStartedAt === undefined) return undefined;
+  return Date.parse(schedule.stepStartedAt) + (schedule.remainingHoldMs ?? durationMs(step.hold));
+}
+
 export const SEVERITIES = ['sev1', 'sev2', 'sev3'] as const;
 export const severitySchema = z.enum(SEVERITIES);
 export type Severity = z.infer<typeof severitySchema>;

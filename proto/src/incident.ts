@@ -47,6 +47,8 @@ export const incidentSchema = z.strictObject({
   summary: z.string(),
   killed: z.boolean(),
   cohorts: z.array(cohortFiguresSchema),
+  /** The control cohort's variant (the flag's `offVariant` when the guardian decided). */
+  controlVariant: keySchema.optional(),
   /** When the bad change started being served, when the guardian saw it, when it was killed. */
   changedAt: z.iso.datetime().optional(),
   detectedAt: z.iso.datetime(),
@@ -56,5 +58,10 @@ export const incidentSchema = z.strictObject({
   resolvedAt: z.iso.datetime().optional(),
   resolvedBy: z.string().optional(),
   timeline: z.array(timelineEntrySchema),
+  /**
+   * Lifecycle events already handed to the notification outbox (`opened`, `escalated-1`,
+   * `acknowledged`, `resolved`), so each reaches the integrations once however often it is looked at.
+   */
+  notified: z.array(z.string().max(64)).max(100).optional(),
 });
 export type Incident = z.infer<typeof incidentSchema>;

@@ -1,6 +1,7 @@
 export * from './api.js';
 export * from './context.js';
 export * from './flag.js';
+export * from './health.js';
 export * from './incident.js';
 export * from './keys.js';
 export * from './metrics.js';

@@ -29,9 +29,9 @@ const cohortSummaryFields = z.strictObject({
   latency: latencySketchSchema,
 });
 
-function consistent<T extends z.ZodType<{ errors: number; requests: number; windowStart: string; windowEnd: string }>>(
-  schema: T,
-) {
+function consistent<
+  T extends z.ZodType<{ errors: number; requests: number; windowStart: string; windowEnd: string }>,
+>(schema: T) {
   return schema
     .refine((s) => s.errors <= s.requests, { message: 'errors exceed requests', path: ['errors'] })
     .refine((s) => Date.parse(s.windowEnd) >= Date.parse(s.windowStart), {
@@ -45,7 +45,9 @@ export const cohortSummarySchema = consistent(cohortSummaryFields);
 export type CohortSummary = z.infer<typeof cohortSummarySchema>;
 
 /** A summary as an SDK reports it: `env` may be left out, the server takes it from the SDK key. */
-export const reportedSummarySchema = consistent(cohortSummaryFields.extend({ env: environmentSchema.optional() }));
+export const reportedSummarySchema = consistent(
+  cohortSummaryFields.extend({ env: environmentSchema.optional() }),
+);
 export type ReportedSummary = z.infer<typeof reportedSummarySchema>;
 
 /** Body of `POST /v1/metrics`; a summary's `env`, when given, must be the SDK key's environment. */

@@ -161,6 +161,7 @@ describe('the committed JSON Schema files', () => {
         'context',
         'error-body',
         'error-message',
+        'flag-health',
         'flag',
         'hello-message',
         'incident',
@@ -170,6 +171,7 @@ describe('the committed JSON Schema files', () => {
         'server-message',
         'snapshot-message',
         'token-info',
+        'verdict',
       ].map((name) => `${name}.schema.json`),
     );
   });

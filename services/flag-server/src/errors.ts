@@ -11,6 +11,8 @@ export const ERRORS = {
   VIGIL_ALREADY_EXISTS: 409,
   /** The target is still referenced (a prerequisite, a segment in a rule, the last admin token). */
   VIGIL_IN_USE: 409,
+  /** The target's state does not allow the request (e.g. pausing a completed schedule). */
+  VIGIL_INVALID_STATE: 409,
   VIGIL_VERSION_CONFLICT: 412,
   VIGIL_PRECONDITION_REQUIRED: 428,
   VIGIL_PAYLOAD_TOO_LARGE: 413,

@@ -75,7 +75,10 @@ export class ServerMetrics {
   instrument(app: FastifyInstance): void {
     // Label children are bound once per (method, route, status): resolving labels hashes them, which
     // would otherwise cost more than serving a 304 to a polling SDK.
-    const bound = new Map<string, { requests: ReturnType<Counter['labels']>; duration: ReturnType<Histogram['labels']> }>();
+    const bound = new Map<
+      string,
+      { requests: ReturnType<Counter['labels']>; duration: ReturnType<Histogram['labels']> }
+    >();
     app.addHook('onResponse', async (request, reply) => {
       const route = request.routeOptions.url ?? 'unmatched';
       const id = `${request.method} ${reply.statusCode} ${route}`;

@@ -4,7 +4,9 @@ import {
   cohortSummarySchema,
   contextSchema,
   errorBodySchema,
+  flagHealthSchema,
   flagSchema,
+  incidentSchema,
   jsonValueSchema,
   metricsBatchSchema,
   segmentSchema,
@@ -24,6 +26,8 @@ const COMPONENTS = {
   AuditEntry: auditEntrySchema,
   CohortSummary: cohortSummarySchema,
   MetricsBatch: metricsBatchSchema,
+  Incident: incidentSchema,
+  FlagHealth: flagHealthSchema,
 } as const;
 
 export type Component = keyof typeof COMPONENTS;

@@ -1,4 +1,4 @@
-import type { TokenScope } from '@vigil/proto';
+import { flagSchema, scheduleSchema, type TokenScope } from '@vigil/proto';
 import type { InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { boolFlag, segment, startServer, type TestServer } from './helpers/server.js';
@@ -38,7 +38,52 @@ interface RouteCase {
 }
 
 const PEOPLE_READ = ['admin', 'ops', 'read', 'read@production'];
+const PEOPLE_OPS = ['admin', 'ops'];
+/** Incidents are not bound to an environment: only tokens that are not bound to one use them. */
+const UNBOUND_READ = ['admin', 'ops', 'read'];
 const SDK = ['sdk-server', 'sdk-client'];
+
+/** A fresh flag, with a paused schedule when `withSchedule`; returns its key. */
+async function scheduledFlag(server: TestServer, withSchedule: boolean): Promise<string> {
+  const key = fresh('scheduled');
+  await server.store.putFlag('production', flagSchema.parse(boolFlag(key)), undefined, { actor: 'test' });
+  if (withSchedule) {
+    await server.store.putSchedule(
+      'production',
+      key,
+      {
+        actor: 'test',
+        schedule: scheduleSchema.parse({
+          variant: 'on',
+          steps: [{ percent: 10, hold: '5m' }],
+          status: 'paused',
+        }),
+      },
+      undefined,
+    );
+  }
+  return key;
+}
+
+/** A fresh open incident; returns its id. */
+async function openIncident(server: TestServer): Promise<string> {
+  const id = fresh('inc');
+  await server.store.putIncident({
+    id,
+    env: 'production',
+    flag: 'shared',
+    flagVersion: 1,
+    severity: 'sev2',
+    status: 'open',
+    title: 'shared regressed',
+    summary: 'error rate 5% vs 0.5%',
+    killed: false,
+    cohorts: [{ variant: 'on', requests: 100, errors: 5, errorRate: 0.05, p99LatencyMs: null }],
+    detectedAt: '2030-03-01T12:00:00.000Z',
+    timeline: [{ at: '2030-03-01T12:00:00.000Z', kind: 'detection', message: 'detected' }],
+  });
+  return id;
+}
 
 const ROUTES: RouteCase[] = [
   {
@@ -169,6 +214,68 @@ const ROUTES: RouteCase[] = [
       const { token } = await s.app.vigil.tokens.create({ name: fresh('victim'), scopes: ['read'] }, 'test');
       return { method: 'DELETE', url: `/api/v1/tokens/${token.id}` };
     },
+  },
+  {
+    route: 'GET /api/v1/envs/:env/flags/:key/health',
+    allowed: PEOPLE_READ,
+    request: async () => ({ method: 'GET', url: '/api/v1/envs/production/flags/shared/health?gate=1' }),
+  },
+  {
+    route: 'POST /api/v1/envs/:env/flags/:key/health',
+    allowed: PEOPLE_READ,
+    request: async () => ({
+      method: 'POST',
+      url: '/api/v1/envs/production/flags/shared/health',
+      payload: { name: 'app', namespace: 'default', phase: 'Progressing' },
+    }),
+  },
+  {
+    route: 'PUT /api/v1/envs/:env/flags/:key/schedule',
+    allowed: PEOPLE_OPS,
+    request: async (s) => ({
+      method: 'PUT',
+      url: `/api/v1/envs/production/flags/${await scheduledFlag(s, false)}/schedule`,
+      payload: {
+        variant: 'on',
+        steps: [
+          { percent: 10, hold: '5m' },
+          { percent: 100, hold: 0 },
+        ],
+      },
+    }),
+  },
+  ...(['pause', 'resume', 'abort'] as const).map((action) => ({
+    route: `POST /api/v1/envs/:env/flags/:key/schedule/${action}`,
+    allowed: PEOPLE_OPS,
+    request: async (s: TestServer) => ({
+      method: 'POST' as const,
+      url: `/api/v1/envs/production/flags/${await scheduledFlag(s, true)}/schedule/${action}`,
+      payload: {},
+    }),
+  })),
+  {
+    route: 'GET /api/v1/incidents',
+    allowed: UNBOUND_READ,
+    request: async () => ({ method: 'GET', url: '/api/v1/incidents?env=production&status=open' }),
+  },
+  {
+    route: 'GET /api/v1/incidents/:id',
+    allowed: UNBOUND_READ,
+    request: async (s) => ({ method: 'GET', url: `/api/v1/incidents/${await openIncident(s)}` }),
+  },
+  ...(['ack', 'resolve'] as const).map((action) => ({
+    route: `POST /api/v1/incidents/:id/${action}`,
+    allowed: PEOPLE_OPS,
+    request: async (s: TestServer) => ({
+      method: 'POST' as const,
+      url: `/api/v1/incidents/${await openIncident(s)}/${action}`,
+      payload: { note: 'checked' },
+    }),
+  })),
+  {
+    route: 'GET /api/v1/incidents/:id/postmortem',
+    allowed: UNBOUND_READ,
+    request: async (s) => ({ method: 'GET', url: `/api/v1/incidents/${await openIncident(s)}/postmortem` }),
   },
   { route: 'GET /v1/flags', allowed: SDK, request: async () => ({ method: 'GET', url: '/v1/flags' }) },
   {

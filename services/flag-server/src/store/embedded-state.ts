@@ -8,6 +8,7 @@ export type JournalRecord =
   | { op: 'token.delete'; id: string }
   | { op: 'incident.put'; incident: Incident }
   | { op: 'episode.claim'; key: string; incidentId: string }
+  | { op: 'episode.resolve'; key: string; at: string }
   | { op: 'outbox.put'; item: OutboxItem }
   | { op: 'outbox.delete'; id: string };
 
@@ -29,6 +30,8 @@ export interface SavedState {
   tokens: StoredToken[];
   incidents: Incident[];
   episodes: Record<string, string>;
+  /** Absent in snapshots written before episodes could be resolved. */
+  resolvedEpisodes?: Record<string, string>;
   outbox: OutboxItem[];
 }
 
@@ -42,6 +45,8 @@ export class EmbeddedState {
   readonly tokens = new Map<string, StoredToken>();
   readonly incidents = new Map<string, Incident>();
   readonly episodes = new Map<string, string>();
+  /** Episode key → when its incident was resolved. */
+  readonly resolvedEpisodes = new Map<string, string>();
   readonly outbox = new Map<string, OutboxItem>();
 
   constructor(private readonly limits: { changeLog: number; audit: number }) {}
@@ -64,6 +69,9 @@ export class EmbeddedState {
         return;
       case 'episode.claim':
         this.episodes.set(record.key, record.incidentId);
+        return;
+      case 'episode.resolve':
+        this.resolvedEpisodes.set(record.key, record.at);
         return;
       case 'outbox.put':
         this.outbox.set(record.item.id, record.item);
@@ -88,6 +96,7 @@ export class EmbeddedState {
     for (const token of saved.tokens) this.tokens.set(token.id, deepFreeze(token));
     for (const incident of saved.incidents) this.incidents.set(incident.id, deepFreeze(incident));
     for (const [key, id] of Object.entries(saved.episodes)) this.episodes.set(key, id);
+    for (const [key, at] of Object.entries(saved.resolvedEpisodes ?? {})) this.resolvedEpisodes.set(key, at);
     for (const item of saved.outbox) this.outbox.set(item.id, deepFreeze(item));
   }
 
@@ -108,6 +117,7 @@ export class EmbeddedState {
       tokens: [...this.tokens.values()],
       incidents: [...this.incidents.values()],
       episodes: Object.fromEntries(this.episodes),
+      resolvedEpisodes: Object.fromEntries(this.resolvedEpisodes),
       outbox: [...this.outbox.values()],
     };
   }

@@ -1,4 +1,4 @@
-import type { AuditEntry, CohortSummary, Flag, Incident, Segment, TokenInfo } from '@vigil/proto';
+import type { AuditEntry, CohortSummary, Flag, Incident, Segment, TokenInfo, Verdict } from '@vigil/proto';
 import { VigilError } from '../errors.js';
 import { EmbeddedState, type JournalRecord, type SavedState } from './embedded-state.js';
 import { Journal } from './journal.js';
@@ -9,16 +9,19 @@ import {
   checkExpectation,
   emptyChange,
   killedFlag,
+  scheduledFlag,
   storedFlag,
 } from './records.js';
 import type {
   AuditQuery,
   Change,
   EnvSnapshot,
+  Episode,
   Expectation,
   KillInput,
   MetricsEntry,
   OutboxItem,
+  ScheduleInput,
   Store,
   StoredToken,
   WriteMeta,
@@ -43,7 +46,8 @@ export interface EmbeddedStoreOptions {
  * The store for a single process with nothing installed. Every write is journaled and fsynced before
  * it resolves, then applied in memory and handed to subscribers synchronously, in revision order.
  * Writes run one at a time, which is what makes version check, revision and logs atomic.
- * Locks and the metrics bus live in memory only: both are about live processes.
+ * Locks, the metrics bus and the guardian's verdicts live in memory only: all three are about live
+ * processes (verdicts are recomputed every second and expire anyway).
  */
 export class EmbeddedStore implements Store {
   readonly kind = 'embedded' as const;
@@ -52,6 +56,7 @@ export class EmbeddedStore implements Store {
   private readonly bus: MetricsBus;
   private readonly listeners = new Set<(change: Change) => void>();
   private readonly locks = new Map<string, { owner: string; expiresAt: number }>();
+  private readonly verdicts = new Map<string, { verdict: Verdict; expiresAt: number }>();
   private readonly compactEvery: number;
   private readonly onListenerError: (error: unknown) => void;
   private writes: Promise<unknown> = Promise.resolve();
@@ -162,6 +167,31 @@ export class EmbeddedStore implements Store {
         action,
         key,
         at,
+        previous,
+        stored,
+      );
+      return stored;
+    });
+  }
+
+  putSchedule(env: string, key: string, input: ScheduleInput, expect: Expectation): Promise<Flag> {
+    return this.exclusive(async () => {
+      const previous = this.state.envs.get(env)?.flags.get(key);
+      if (!previous) throw new VigilError('VIGIL_NOT_FOUND', `flag ${key} not found in ${env}`);
+      checkExpectation(env, key, previous.version, expect);
+      const revision = this.revision(env) + 1;
+      const stored = scheduledFlag(
+        previous,
+        input.schedule && structuredClone(input.schedule),
+        input.fallthrough && structuredClone(input.fallthrough),
+        revision,
+      );
+      await this.commit(
+        { ...emptyChange(env, revision), flags: [stored] },
+        input,
+        'flag.schedule',
+        key,
+        new Date().toISOString(),
         previous,
         stored,
       );
@@ -285,6 +315,20 @@ export class EmbeddedStore implements Store {
     return this.state.incidents.get(id);
   }
 
+  updateIncident(
+    id: string,
+    update: (incident: Incident) => Incident | undefined,
+  ): Promise<Incident | undefined> {
+    return this.exclusive(async () => {
+      const current = this.state.incidents.get(id);
+      if (!current) return undefined;
+      const next = update(structuredClone(current));
+      if (next === undefined) return current;
+      await this.persist({ op: 'incident.put', incident: structuredClone(next) });
+      return this.state.incidents.get(id);
+    });
+  }
+
   async listIncidents(query: {
     env?: string;
     status?: Incident['status'];
@@ -307,6 +351,41 @@ export class EmbeddedStore implements Store {
       await this.persist({ op: 'episode.claim', key, incidentId });
       return true;
     });
+  }
+
+  async getEpisode(key: string): Promise<Episode | undefined> {
+    this.ensureOpen();
+    const incidentId = this.state.episodes.get(key);
+    if (incidentId === undefined) return undefined;
+    const resolvedAt = this.state.resolvedEpisodes.get(key);
+    return resolvedAt === undefined ? { incidentId } : { incidentId, resolvedAt };
+  }
+
+  resolveEpisode(key: string, at: string): Promise<void> {
+    return this.exclusive(async () => {
+      if (!this.state.episodes.has(key) || this.state.resolvedEpisodes.has(key)) return;
+      await this.persist({ op: 'episode.resolve', key, at });
+    });
+  }
+
+  async putVerdict(verdict: Verdict, ttlMs: number): Promise<void> {
+    this.ensureOpen();
+    this.verdicts.set(`${verdict.env}\n${verdict.flag}`, {
+      verdict: structuredClone(verdict),
+      expiresAt: Date.now() + ttlMs,
+    });
+  }
+
+  async getVerdict(env: string, flag: string): Promise<Verdict | undefined> {
+    this.ensureOpen();
+    const id = `${env}\n${flag}`;
+    const held = this.verdicts.get(id);
+    if (held === undefined) return undefined;
+    if (held.expiresAt <= Date.now()) {
+      this.verdicts.delete(id);
+      return undefined;
+    }
+    return structuredClone(held.verdict);
   }
 
   enqueueOutbox(item: OutboxItem): Promise<void> {

@@ -1,16 +1,18 @@
-import type { AuditEntry, Flag, Segment } from '@vigil/proto';
+import type { AuditEntry, Flag, Schedule, Segment, Serve } from '@vigil/proto';
 import { VigilError } from '../errors.js';
 import type { Change, Expectation } from './store.js';
 
 /**
  * The fields of a flag that the store owns rather than the writer: the kill switch (only `setKill`
- * changes it, so an edit never silently revives a killed flag), the version and the timestamps.
+ * changes it, so an edit never silently revives a killed flag), the schedule (only `putSchedule`
+ * changes it, so an edit never rewinds a progressive rollout), the version and the timestamps.
  */
 export interface FlagMeta {
   killed: boolean;
   killedAt?: string;
   killedBy?: string;
   killReason?: string;
+  schedule?: Schedule;
   version: number;
   createdAt?: string;
   updatedAt?: string;
@@ -21,21 +23,25 @@ export type FlagBody = Omit<Flag, keyof FlagMeta>;
 
 /** Splits a flag into the writer's part and the store's part. */
 export function splitFlag(flag: Flag): { body: FlagBody; meta: FlagMeta } {
-  const { killed, killedAt, killedBy, killReason, version, createdAt, updatedAt, ...body } = flag;
+  const { killed, killedAt, killedBy, killReason, schedule, version, createdAt, updatedAt, ...body } = flag;
   const meta: FlagMeta = { killed, version };
   if (killedAt !== undefined) meta.killedAt = killedAt;
   if (killedBy !== undefined) meta.killedBy = killedBy;
   if (killReason !== undefined) meta.killReason = killReason;
+  if (schedule !== undefined) meta.schedule = schedule;
   if (createdAt !== undefined) meta.createdAt = createdAt;
   if (updatedAt !== undefined) meta.updatedAt = updatedAt;
   return { body, meta };
 }
 
-/** The kill fields a new flag starts with (an import may bring a killed flag). */
-export function initialKill(flag: Flag): Pick<FlagMeta, 'killed' | 'killedAt' | 'killedBy' | 'killReason'> {
-  // Absent kill fields stay absent (not `undefined`), as they are after a round trip through Redis.
-  const { version: _version, createdAt: _createdAt, updatedAt: _updatedAt, ...kill } = splitFlag(flag).meta;
-  return kill;
+/** The store-owned fields a flag keeps across a put: its kill switch and schedule (as given on create). */
+export type OwnedFields = Pick<FlagMeta, 'killed' | 'killedAt' | 'killedBy' | 'killReason' | 'schedule'>;
+
+/** The kill and schedule fields of a flag (on create, an import may bring a killed or scheduled flag). */
+export function ownedFields(flag: Flag): OwnedFields {
+  // Absent fields stay absent (not `undefined`), as they are after a round trip through Redis.
+  const { version: _version, createdAt: _createdAt, updatedAt: _updatedAt, ...owned } = splitFlag(flag).meta;
+  return owned;
 }
 
 /** Throws the error a write expectation implies for the stored version (`undefined` when absent). */
@@ -61,11 +67,25 @@ export function checkExpectation(
   }
 }
 
-/** The flag as stored after a put: the writer's body, the kept or initial kill state, the new version. */
+/** The flag as stored after a put: the writer's body, the kept or initial kill and schedule, the new version. */
 export function storedFlag(flag: Flag, previous: Flag | undefined, revision: number, at: string): Flag {
   const { body } = splitFlag(flag);
-  const kill = initialKill(previous ?? flag);
-  return { ...body, ...kill, version: revision, createdAt: previous?.createdAt ?? at, updatedAt: at };
+  const owned = ownedFields(previous ?? flag);
+  return { ...body, ...owned, version: revision, createdAt: previous?.createdAt ?? at, updatedAt: at };
+}
+
+/** The flag after a schedule write: only the schedule, the fallthrough (when given) and the version change. */
+export function scheduledFlag(
+  flag: Flag,
+  schedule: Schedule | undefined,
+  fallthrough: Serve | undefined,
+  revision: number,
+): Flag {
+  const { schedule: _schedule, ...rest } = flag;
+  const next: Flag = { ...rest, version: revision };
+  if (fallthrough !== undefined) next.fallthrough = fallthrough;
+  if (schedule !== undefined) next.schedule = schedule;
+  return next;
 }
 
 /** The flag after a kill or revive: only the kill fields and the version change. */

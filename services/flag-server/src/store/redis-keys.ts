@@ -19,6 +19,10 @@ export interface RedisKeys {
   /** Sorted set of incident ids by detection time. */
   incidentTimes: string;
   episode(key: string): string;
+  /** When an episode's incident was resolved. */
+  episodeResolved(key: string): string;
+  /** The guardian's latest verdict on a flag (JSON, with an expiry). */
+  verdict(env: string, flag: string): string;
   /** Hash outbox id → item JSON. */
   outbox: string;
   /** Sorted set of outbox ids by `notBefore`. */
@@ -52,6 +56,9 @@ export function redisKeys(prefix: string): RedisKeys {
     incidents: `${prefix}incidents`,
     incidentTimes: `${prefix}incidents:time`,
     episode: (key) => `${prefix}episode:${key}`,
+    episodeResolved: (key) => `${prefix}episode-resolved:${key}`,
+    // Environment names and flag keys cannot hold a colon, so the pair is unambiguous.
+    verdict: (env, flag) => `${prefix}verdict:${env}:${flag}`,
     outbox: `${prefix}outbox`,
     outboxDue: `${prefix}outbox:due`,
     lock: (name) => `${prefix}lock:${name}`,

@@ -12,7 +12,9 @@ import type { Redis } from 'ioredis';
  * append (entry id `${revision}-1`), global change-stream append and audit append.
  * KEYS: rev, flags, segments, log, audit, envs, changes.
  * ARGV: op, env, key, at, actor, reason, expect ('' | 'absent' | version), body, init, logMax,
- * auditMax, changesMax. For `flag.kill`, body is '1' to kill and '0' to revive.
+ * auditMax, changesMax. For `flag.kill`, body is '1' to kill and '0' to revive. For `flag.schedule`,
+ * body is the flag's new body ('' keeps it) and init the schedule's JSON ('' removes it); the
+ * schedule lives in `meta`, like the kill switch, so a `flag.put` keeps it.
  * Returns {'ok', stored, revision} or {'err', code, currentVersion}.
  */
 const WRITE = `
@@ -100,6 +102,20 @@ elseif op == 'flag.kill' then
   redis.call('HSET', KEYS[2], key, value)
   commit(rev, 'flag', value, action, raw, value)
   return {'ok', value, rev}
+elseif op == 'flag.schedule' then
+  local raw = current(KEYS[2])
+  if not raw then return {'err', 'VIGIL_NOT_FOUND', -1} end
+  local failed = expectation(raw)
+  if failed then return failed end
+  local meta, flagBody = split(raw)
+  if body ~= '' then flagBody = body end
+  if init == '' then meta.schedule = nil else meta.schedule = cjson.decode(init) end
+  local rev = redis.call('INCR', KEYS[1])
+  meta.version = rev
+  local value = cjson.encode(meta) .. '\\n' .. flagBody
+  redis.call('HSET', KEYS[2], key, value)
+  commit(rev, 'flag', value, 'flag.schedule', raw, value)
+  return {'ok', value, rev}
 elseif op == 'segment.put' then
   local raw = current(KEYS[3])
   local rev = redis.call('INCR', KEYS[1])
@@ -166,6 +182,17 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 return 1
 `;
 
+/**
+ * Compare-and-set of one incident. KEYS: incidents, incidentTimes. ARGV: id, expected JSON, new JSON,
+ * detection time (ms). 1 when written, 0 when the stored JSON is no longer `expected`.
+ */
+const INCIDENT_CAS = `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+return 1
+`;
+
 /** KEYS: lock. ARGV: owner, ttlMs. Takes a free lock or renews one's own; 1 when held. */
 const LOCK_ACQUIRE = `
 local owner = redis.call('GET', KEYS[1])
@@ -190,6 +217,7 @@ export interface VigilScripts {
   vigilTokenFind(...args: Arg[]): Promise<string | null>;
   vigilTokenDelete(...args: Arg[]): Promise<number>;
   vigilOutboxPut(...args: Arg[]): Promise<number>;
+  vigilIncidentCas(...args: Arg[]): Promise<number>;
   vigilLockAcquire(...args: Arg[]): Promise<number>;
   vigilLockRelease(...args: Arg[]): Promise<number>;
 }
@@ -202,6 +230,7 @@ export function defineScripts(redis: Redis): Redis & VigilScripts {
   redis.defineCommand('vigilTokenFind', { numberOfKeys: 2, lua: TOKEN_FIND });
   redis.defineCommand('vigilTokenDelete', { numberOfKeys: 2, lua: TOKEN_DELETE });
   redis.defineCommand('vigilOutboxPut', { numberOfKeys: 2, lua: OUTBOX_PUT });
+  redis.defineCommand('vigilIncidentCas', { numberOfKeys: 2, lua: INCIDENT_CAS });
   redis.defineCommand('vigilLockAcquire', { numberOfKeys: 1, lua: LOCK_ACQUIRE });
   redis.defineCommand('vigilLockRelease', { numberOfKeys: 1, lua: LOCK_RELEASE });
   return redis as Redis & VigilScripts;

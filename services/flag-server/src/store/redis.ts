@@ -1,7 +1,7 @@
-import type { AuditEntry, CohortSummary, Flag, Incident, Segment, TokenInfo } from '@vigil/proto';
+import type { AuditEntry, CohortSummary, Flag, Incident, Segment, TokenInfo, Verdict } from '@vigil/proto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { type ErrorCode, VigilError } from '../errors.js';
-import { auditRevision, initialKill, splitFlag } from './records.js';
+import { auditRevision, ownedFields, splitFlag } from './records.js';
 import {
   decodeAudit,
   decodeChange,
@@ -17,10 +17,12 @@ import type {
   AuditQuery,
   Change,
   EnvSnapshot,
+  Episode,
   Expectation,
   KillInput,
   MetricsEntry,
   OutboxItem,
+  ScheduleInput,
   Store,
   StoredToken,
   WriteMeta,
@@ -139,7 +141,7 @@ export class RedisStore implements Store {
     const stored = await this.write('flag.put', env, flag.key, meta, {
       expect,
       body,
-      init: JSON.stringify(initialKill(flag)),
+      init: JSON.stringify(ownedFields(flag)),
     });
     return decodeRecord<Flag>(stored);
   }
@@ -152,6 +154,25 @@ export class RedisStore implements Store {
     const stored = await this.write('flag.kill', env, key, input, {
       body: input.killed ? '1' : '0',
       at: input.at,
+    });
+    return decodeRecord<Flag>(stored);
+  }
+
+  async putSchedule(env: string, key: string, input: ScheduleInput, expect: Expectation): Promise<Flag> {
+    let body = '';
+    let guard = expect;
+    if (input.fallthrough !== undefined) {
+      // The script never parses bodies (see redis-scripts.ts): build the new one here, and make the
+      // write conditional on the version it was built from.
+      const current = await this.getFlag(env, key);
+      if (!current) throw new VigilError('VIGIL_NOT_FOUND', `flag ${key} not found in ${env}`);
+      body = JSON.stringify(splitFlag({ ...current, fallthrough: input.fallthrough }).body);
+      guard = expect ?? { version: current.version };
+    }
+    const stored = await this.write('flag.schedule', env, key, input, {
+      expect: guard,
+      body,
+      init: input.schedule === undefined ? '' : JSON.stringify(input.schedule),
     });
     return decodeRecord<Flag>(stored);
   }
@@ -287,6 +308,27 @@ export class RedisStore implements Store {
     return raw === null ? undefined : (JSON.parse(raw) as Incident);
   }
 
+  async updateIncident(
+    id: string,
+    update: (incident: Incident) => Incident | undefined,
+  ): Promise<Incident | undefined> {
+    const { incidents, incidentTimes } = this.keys;
+    // Optimistic: read, change, compare-and-set; a concurrent writer makes us read again.
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const raw = await this.call(() => this.redis.hget(incidents, id));
+      if (raw === null) return undefined;
+      const current = JSON.parse(raw) as Incident;
+      const next = update(JSON.parse(raw) as Incident);
+      if (next === undefined) return current;
+      const json = JSON.stringify(next);
+      const written = await this.call(() =>
+        this.redis.vigilIncidentCas(incidents, incidentTimes, id, raw, json, Date.parse(next.detectedAt)),
+      );
+      if (written === 1) return JSON.parse(json) as Incident;
+    }
+    throw new VigilError('VIGIL_STORE_UNAVAILABLE', `incident ${id} kept changing; update abandoned`);
+  }
+
   async listIncidents(query: {
     env?: string;
     status?: Incident['status'];
@@ -315,6 +357,29 @@ export class RedisStore implements Store {
 
   async claimEpisode(key: string, incidentId: string): Promise<boolean> {
     return (await this.call(() => this.redis.set(this.keys.episode(key), incidentId, 'NX'))) === 'OK';
+  }
+
+  async getEpisode(key: string): Promise<Episode | undefined> {
+    const [incidentId, resolvedAt] = await this.call(() =>
+      this.redis.mget(this.keys.episode(key), this.keys.episodeResolved(key)),
+    );
+    if (incidentId === null || incidentId === undefined) return undefined;
+    return resolvedAt === null || resolvedAt === undefined ? { incidentId } : { incidentId, resolvedAt };
+  }
+
+  async resolveEpisode(key: string, at: string): Promise<void> {
+    const claimed = await this.call(() => this.redis.exists(this.keys.episode(key)));
+    if (claimed === 1) await this.call(() => this.redis.set(this.keys.episodeResolved(key), at, 'NX'));
+  }
+
+  async putVerdict(verdict: Verdict, ttlMs: number): Promise<void> {
+    const key = this.keys.verdict(verdict.env, verdict.flag);
+    await this.call(() => this.redis.set(key, JSON.stringify(verdict), 'PX', Math.max(1, Math.round(ttlMs))));
+  }
+
+  async getVerdict(env: string, flag: string): Promise<Verdict | undefined> {
+    const raw = await this.call(() => this.redis.get(this.keys.verdict(env, flag)));
+    return raw === null ? undefined : (JSON.parse(raw) as Verdict);
   }
 
   async enqueueOutbox(item: OutboxItem): Promise<void> {
@@ -348,7 +413,7 @@ export class RedisStore implements Store {
 
   /** Runs the write script and turns its refusal into the matching VigilError. */
   private async write(
-    op: 'flag.put' | 'flag.delete' | 'flag.kill' | 'segment.put' | 'segment.delete',
+    op: 'flag.put' | 'flag.delete' | 'flag.kill' | 'flag.schedule' | 'segment.put' | 'segment.delete',
     env: string,
     key: string,
     meta: WriteMeta,

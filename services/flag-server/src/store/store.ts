@@ -1,4 +1,14 @@
-import type { AuditEntry, CohortSummary, Flag, Incident, Segment, TokenInfo } from '@vigil/proto';
+import type {
+  AuditEntry,
+  CohortSummary,
+  Flag,
+  Incident,
+  Schedule,
+  Segment,
+  Serve,
+  TokenInfo,
+  Verdict,
+} from '@vigil/proto';
 
 /** Who made a write, and why; recorded in the audit log. */
 export interface WriteMeta {
@@ -40,6 +50,21 @@ export interface KillInput extends WriteMeta {
   killed: boolean;
   /** ISO time of the kill; the store stamps now when absent. */
   at?: string;
+}
+
+/** A schedule write (audited as `flag.schedule`): the schedule's new state, and a step's new serve. */
+export interface ScheduleInput extends WriteMeta {
+  /** The schedule's new state; undefined removes it. */
+  schedule: Schedule | undefined;
+  /** The fallthrough a schedule step serves; when absent the flag keeps its own. */
+  fallthrough?: Serve;
+}
+
+/** An episode (one flag version's regression) and the one incident it opened. */
+export interface Episode {
+  incidentId: string;
+  /** When the incident was resolved, which ends the episode. */
+  resolvedAt?: string;
 }
 
 export interface AuditQuery {
@@ -96,7 +121,8 @@ export interface Store {
   getFlag(env: string, key: string): Promise<Flag | undefined>;
   /**
    * Writes a flag; `flag.version` is set to the new revision. Creates when absent. The kill switch
-   * fields are the store's: an update keeps the stored ones (only `setKill` changes them).
+   * fields and the schedule are the store's: an update keeps the stored ones (only `setKill` and
+   * `putSchedule` change them), so an edit never revives a flag or rewinds a progressive rollout.
    */
   putFlag(env: string, flag: Flag, expect: Expectation, meta: WriteMeta): Promise<Flag>;
   deleteFlag(env: string, key: string, expect: Expectation, meta: WriteMeta): Promise<void>;
@@ -105,6 +131,12 @@ export interface Store {
    * lose to a concurrent edit). Idempotent: killing a killed flag changes nothing and writes no revision.
    */
   setKill(env: string, key: string, input: KillInput): Promise<Flag>;
+  /**
+   * Sets (or removes) a flag's schedule and, for a step, its fallthrough, keeping every other field;
+   * a new flag version audited as `flag.schedule`. `VIGIL_NOT_FOUND` when the flag is absent,
+   * `VIGIL_VERSION_CONFLICT` when `expect` no longer holds.
+   */
+  putSchedule(env: string, key: string, input: ScheduleInput, expect: Expectation): Promise<Flag>;
   putSegment(env: string, segment: Segment, meta: WriteMeta): Promise<Segment>;
   deleteSegment(env: string, key: string, meta: WriteMeta): Promise<void>;
 
@@ -137,12 +169,32 @@ export interface Store {
 
   putIncident(incident: Incident): Promise<void>;
   getIncident(id: string): Promise<Incident | undefined>;
+  /**
+   * Changes an incident atomically: `update` gets the stored incident and returns the new one, or
+   * undefined to leave it as it is (it may be called more than once when writers race). Resolves with
+   * the incident as stored afterwards, or undefined when there is no such incident.
+   */
+  updateIncident(
+    id: string,
+    update: (incident: Incident) => Incident | undefined,
+  ): Promise<Incident | undefined>;
   listIncidents(query: { env?: string; status?: Incident['status']; limit: number }): Promise<Incident[]>;
   /**
    * Claims an episode key (e.g. `env:flag:version`) for one incident; true only for the first caller,
    * so several guardians seeing one regression open one incident.
    */
   claimEpisode(key: string, incidentId: string): Promise<boolean>;
+  /** The episode's incident and whether it was resolved; undefined when never claimed. */
+  getEpisode(key: string): Promise<Episode | undefined>;
+  /** Marks a claimed episode resolved (idempotent: the first time is kept). It stays claimed. */
+  resolveEpisode(key: string, at: string): Promise<void>;
+
+  /**
+   * Stores the guardian's latest verdict on a flag, replacing the previous one; it expires after
+   * `ttlMs` so a stopped guardian's last word is not served for ever.
+   */
+  putVerdict(verdict: Verdict, ttlMs: number): Promise<void>;
+  getVerdict(env: string, flag: string): Promise<Verdict | undefined>;
 
   enqueueOutbox(item: OutboxItem): Promise<void>;
   /** Items due at `now`, oldest first. */

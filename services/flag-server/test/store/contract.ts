@@ -5,8 +5,13 @@ import {
   type FlagInput,
   flagSchema,
   type Incident,
+  type Schedule,
   type Segment,
+  type Serve,
+  scheduleSchema,
   segmentSchema,
+  type Verdict,
+  verdictSchema,
 } from '@vigil/proto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ErrorCode, isVigilError } from '../../src/errors.js';
@@ -380,6 +385,137 @@ export function storeContract(name: string, factory: StoreFactory): void {
       });
     });
 
+    describe('schedules', () => {
+      const schedule = (overrides: Partial<Schedule> = {}): Schedule =>
+        scheduleSchema.parse({
+          variant: 'on',
+          steps: [
+            { percent: 5, hold: '5m' },
+            { percent: 12.5, hold: 600 },
+            { percent: 100, hold: 0 },
+          ],
+          ...overrides,
+        });
+      const rollout = (percent: number): Serve => ({
+        rollout: {
+          weights: [
+            { variant: 'on', weight: percent * 1000 },
+            { variant: 'off', weight: 100_000 - percent * 1000 },
+          ],
+        },
+      });
+
+      it('writes a schedule and a step serve as a new version audited as flag.schedule', async () => {
+        const store = await create();
+        const seen = collect(store);
+        await store.putFlag('production', makeFlag('checkout', { description: 'keep me' }), undefined, actor);
+        const step = schedule({ status: 'running', stepIndex: 1, stepStartedAt: '2025-01-01T00:00:00.000Z' });
+        const written = await store.putSchedule(
+          'production',
+          'checkout',
+          { schedule: step, fallthrough: rollout(12.5), actor: 'guardian', reason: 'step 2: 12.5%' },
+          { version: 1 },
+        );
+        expect(written).toMatchObject({ version: 2, description: 'keep me', schedule: step });
+        expect(written.fallthrough).toEqual(rollout(12.5));
+        expect(await store.getFlag('production', 'checkout')).toEqual(written);
+        const [entry] = await store.audit('production', { limit: 1 });
+        expect(entry).toMatchObject({
+          action: 'flag.schedule',
+          actor: 'guardian',
+          reason: 'step 2: 12.5%',
+          revision: 2,
+        });
+        expect((entry!.after as Flag).schedule).toEqual(step);
+        await seen.until((changes) => changes.length === 2);
+        expect(seen.changes[1]!.flags[0]).toEqual(written);
+        seen.stop();
+
+        // Without a fallthrough only the schedule changes; without a schedule it is removed.
+        const paused = await store.putSchedule(
+          'production',
+          'checkout',
+          { schedule: { ...step, status: 'paused', remainingHoldMs: 1234 }, actor: 'alice' },
+          undefined,
+        );
+        expect(paused).toMatchObject({ version: 3, schedule: { status: 'paused', remainingHoldMs: 1234 } });
+        expect(paused.fallthrough).toEqual(rollout(12.5));
+        const removed = await store.putSchedule(
+          'production',
+          'checkout',
+          { schedule: undefined, ...actor },
+          undefined,
+        );
+        expect(removed.schedule).toBeUndefined();
+        expect(removed.version).toBe(4);
+      });
+
+      it('refuses a stale version and a missing flag', async () => {
+        const store = await create();
+        await store.putFlag('production', makeFlag('checkout'), undefined, actor);
+        await store.putFlag('production', makeFlag('checkout'), undefined, actor);
+        const input = { schedule: schedule(), fallthrough: rollout(5), actor: 'guardian' };
+        expect(await rejectionCode(store.putSchedule('production', 'checkout', input, { version: 1 }))).toBe(
+          'VIGIL_VERSION_CONFLICT',
+        );
+        expect(await rejectionCode(store.putSchedule('production', 'nope', input, undefined))).toBe(
+          'VIGIL_NOT_FOUND',
+        );
+        expect((await store.getFlag('production', 'checkout'))!.schedule).toBeUndefined();
+      });
+
+      it('keeps the stored schedule through ordinary edits and kills; a create takes the given one', async () => {
+        const store = await create();
+        const given = schedule({ status: 'pending' });
+        const created = await store.putFlag(
+          'production',
+          makeFlag('checkout', { schedule: given }),
+          undefined,
+          actor,
+        );
+        expect(created.schedule).toEqual(given);
+        const running = schedule({
+          status: 'running',
+          stepIndex: 0,
+          stepStartedAt: '2025-01-01T00:00:00.000Z',
+        });
+        await store.putSchedule(
+          'production',
+          'checkout',
+          { schedule: running, fallthrough: rollout(5), ...actor },
+          undefined,
+        );
+        // An edit carrying no schedule, or an older one, keeps the stored progress.
+        const edited = await store.putFlag(
+          'production',
+          makeFlag('checkout', { description: 'x' }),
+          undefined,
+          actor,
+        );
+        expect(edited.schedule).toEqual(running);
+        const stale = await store.putFlag(
+          'production',
+          makeFlag('checkout', { schedule: given }),
+          undefined,
+          actor,
+        );
+        expect(stale.schedule).toEqual(running);
+        const killed = await store.setKill('production', 'checkout', { killed: true, actor: 'guardian' });
+        expect(killed.schedule).toEqual(running);
+        const marked = await store.putSchedule(
+          'production',
+          'checkout',
+          { schedule: { ...running, status: 'rolled_back' }, actor: 'guardian' },
+          undefined,
+        );
+        expect(marked).toMatchObject({
+          killed: true,
+          killedBy: 'guardian',
+          schedule: { status: 'rolled_back' },
+        });
+      });
+    });
+
     describe('segments', () => {
       it('upserts and deletes segments as revisions of the environment', async () => {
         const store = await create();
@@ -710,6 +846,77 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(results.filter(Boolean)).toHaveLength(1);
         expect(await store.claimEpisode('production:checkout:3', 'z')).toBe(false);
         expect(await store.claimEpisode('production:checkout:4', 'z')).toBe(true);
+      });
+    });
+
+    describe('incident updates, episodes and verdicts', () => {
+      it('applies concurrent incident updates one after another, losing none', async () => {
+        const store = await create();
+        await store.putIncident(incident('i1', 'production', 'open', '2025-01-01T00:00:00.000Z'));
+        const notes = Array.from({ length: 8 }, (_, i) => `note ${i}`);
+        await Promise.all(
+          notes.map((message) =>
+            store.updateIncident('i1', (current) => ({
+              ...current,
+              timeline: [...current.timeline, { at: '2025-01-01T00:00:01.000Z', kind: 'note', message }],
+            })),
+          ),
+        );
+        const stored = await store.getIncident('i1');
+        expect(stored!.timeline.map((e) => e.message).sort()).toEqual(
+          ['error rate above 1%', ...notes].sort(),
+        );
+        const acked = await store.updateIncident('i1', (current) => ({ ...current, status: 'acknowledged' }));
+        expect(acked).toEqual({ ...stored, status: 'acknowledged' });
+        expect(await store.updateIncident('i1', () => undefined)).toEqual(acked);
+        expect(await store.updateIncident('nope', (current) => current)).toBeUndefined();
+        expect((await store.listIncidents({ status: 'acknowledged', limit: 10 })).map((i) => i.id)).toEqual([
+          'i1',
+        ]);
+      });
+
+      it('records which incident an episode opened and when it was resolved, once', async () => {
+        const store = await create();
+        expect(await store.getEpisode('production:checkout:3')).toBeUndefined();
+        await store.resolveEpisode('production:checkout:3', '2025-01-01T00:00:00.000Z');
+        expect(await store.getEpisode('production:checkout:3')).toBeUndefined();
+        await store.claimEpisode('production:checkout:3', 'inc-1');
+        expect(await store.getEpisode('production:checkout:3')).toEqual({ incidentId: 'inc-1' });
+        await store.resolveEpisode('production:checkout:3', '2025-01-02T00:00:00.000Z');
+        await store.resolveEpisode('production:checkout:3', '2025-01-03T00:00:00.000Z');
+        expect(await store.getEpisode('production:checkout:3')).toEqual({
+          incidentId: 'inc-1',
+          resolvedAt: '2025-01-02T00:00:00.000Z',
+        });
+        expect(await store.claimEpisode('production:checkout:3', 'inc-2')).toBe(false);
+      });
+
+      it('keeps the latest verdict per flag until it expires', async () => {
+        const store = await create();
+        const verdict = (version: number, status: Verdict['status']): Verdict =>
+          verdictSchema.parse({
+            env: 'production',
+            flag: 'checkout',
+            version,
+            status,
+            guarded: true,
+            severity: 'sev2',
+            autoKill: true,
+            controlVariant: 'off',
+            epoch: 1,
+            triggers: status === 'regression' ? ['error_rate_vs_control'] : [],
+            reason: '',
+            variants: [],
+            evaluatedAt: '2025-01-01T00:00:00.000Z',
+            guardian: 'g1',
+          });
+        expect(await store.getVerdict('production', 'checkout')).toBeUndefined();
+        await store.putVerdict(verdict(3, 'healthy'), 10_000);
+        await store.putVerdict(verdict(4, 'regression'), 300);
+        expect(await store.getVerdict('production', 'checkout')).toEqual(verdict(4, 'regression'));
+        expect(await store.getVerdict('staging', 'checkout')).toBeUndefined();
+        await sleep(400);
+        expect(await store.getVerdict('production', 'checkout')).toBeUndefined();
       });
     });
 

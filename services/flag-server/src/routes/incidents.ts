@@ -1,0 +1,183 @@
+import { environmentSchema, INCIDENT_STATUSES, type Incident, type TimelineEntry } from '@vigil/proto';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { principalOf } from '../auth.js';
+import { VigilError } from '../errors.js';
+import { renderPostmortem } from '../incidents/postmortem.js';
+import type { ServerMetrics } from '../metrics.js';
+import { doc, errors, ref } from '../openapi.js';
+import { parseRequest } from '../request.js';
+import type { Store } from '../store/store.js';
+
+export interface IncidentRouteOptions {
+  store: Store;
+  metrics: ServerMetrics;
+  /** Epoch ms; injectable for tests. */
+  now: () => number;
+  /** Vigil's public URL, linked from the postmortem draft. */
+  publicUrl?: string;
+}
+
+const idParams = z.strictObject({ id: z.string().min(1).max(128) });
+
+export const incidentQuerySchema = z.strictObject({
+  env: environmentSchema.optional(),
+  status: z.enum(INCIDENT_STATUSES).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+});
+
+/** Body of ack and resolve: an optional note for the timeline. */
+export const incidentNoteSchema = z
+  .strictObject({ note: z.string().trim().min(1).max(4096).optional() })
+  .default({});
+
+/** The episode an incident belongs to: one flag version's regression (as the guardian claims it). */
+export function episodeKey(incident: Pick<Incident, 'env' | 'flag' | 'flagVersion'>): string {
+  return `${incident.env}:${incident.flag}:${incident.flagVersion}`;
+}
+
+/**
+ * Moves an incident to `acknowledged` or `resolved` with a timeline entry. Returns undefined when it
+ * is already there (or past it): both are idempotent. A resolve of an open incident skips the ack.
+ */
+export function transition(
+  incident: Incident,
+  to: 'acknowledged' | 'resolved',
+  by: string,
+  at: string,
+  note: string | undefined,
+): Incident | undefined {
+  if (incident.status === 'resolved' || incident.status === to) return undefined;
+  const verb = to === 'acknowledged' ? 'Acknowledged' : 'Resolved';
+  const entry: TimelineEntry = {
+    at,
+    kind: to,
+    message: note === undefined ? `${verb} by ${by}` : `${verb} by ${by}: ${note}`,
+    actor: by,
+  };
+  if (note !== undefined) entry.data = { note };
+  const next: Incident = { ...incident, status: to, timeline: [...incident.timeline, entry] };
+  if (to === 'acknowledged') {
+    next.acknowledgedAt = at;
+    next.acknowledgedBy = by;
+  } else {
+    next.resolvedAt = at;
+    next.resolvedBy = by;
+  }
+  return next;
+}
+
+/**
+ * Incidents the guardian opened, under `/api/v1/incidents`: list, read, acknowledge, resolve and the
+ * postmortem draft. Writes go through the store (the guardian reads them there and tells the
+ * integrations); incidents are not bound to one environment, so env-bound tokens cannot use them.
+ */
+export async function incidentRoutes(app: FastifyInstance, options: IncidentRouteOptions): Promise<void> {
+  const { store, metrics, now } = options;
+  const incident = async (id: string): Promise<Incident> => {
+    const found = await store.getIncident(id);
+    if (!found) throw new VigilError('VIGIL_NOT_FOUND', `no incident ${id}`);
+    return found;
+  };
+
+  app.get(
+    '/incidents',
+    {
+      config: { access: 'read' },
+      schema: {
+        tags: ['incidents'],
+        summary: 'Incidents, newest first, optionally of one environment or status',
+        querystring: doc(incidentQuerySchema),
+        response: {
+          200: { type: 'object', properties: { incidents: { type: 'array', items: ref('Incident') } } },
+          ...errors(400, 401, 403),
+        },
+      },
+    },
+    async (request) => {
+      const { query } = parseRequest(request, { query: incidentQuerySchema });
+      const incidents = await store.listIncidents({
+        limit: query.limit,
+        ...(query.env === undefined ? {} : { env: query.env }),
+        ...(query.status === undefined ? {} : { status: query.status }),
+      });
+      return { incidents };
+    },
+  );
+
+  app.get(
+    '/incidents/:id',
+    {
+      config: { access: 'read' },
+      schema: {
+        tags: ['incidents'],
+        summary: 'One incident with its timeline',
+        params: doc(idParams),
+        response: { 200: ref('Incident'), ...errors(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const { params } = parseRequest(request, { params: idParams });
+      return incident(params.id);
+    },
+  );
+
+  for (const [action, to] of [
+    ['ack', 'acknowledged'],
+    ['resolve', 'resolved'],
+  ] as const) {
+    app.post(
+      `/incidents/:id/${action}`,
+      {
+        config: { access: 'ops' },
+        schema: {
+          tags: ['incidents'],
+          summary:
+            to === 'acknowledged'
+              ? 'Acknowledge an incident (idempotent); stops its escalation'
+              : 'Resolve an incident (idempotent); ends its episode and resolves it downstream',
+          params: doc(idParams),
+          body: doc(incidentNoteSchema),
+          response: { 200: ref('Incident'), ...errors(400, 401, 403, 404, 503) },
+        },
+      },
+      async (request) => {
+        const { params, body } = parseRequest(request, { params: idParams, body: incidentNoteSchema });
+        const by = principalOf(request).name;
+        const at = new Date(now()).toISOString();
+        const updated = await store.updateIncident(params.id, (current) =>
+          transition(current, to, by, at, body.note),
+        );
+        if (!updated) throw new VigilError('VIGIL_NOT_FOUND', `no incident ${params.id}`);
+        if (updated.status === 'resolved') {
+          // Idempotent, so a retried request also repairs a resolve whose episode mark was lost.
+          await store.resolveEpisode(episodeKey(updated), updated.resolvedAt ?? at);
+        }
+        metrics.writes.inc({ action: `incident.${action}` });
+        return updated;
+      },
+    );
+  }
+
+  app.get(
+    '/incidents/:id/postmortem',
+    {
+      config: { access: 'read' },
+      schema: {
+        tags: ['incidents'],
+        summary: "A Markdown draft of the incident's postmortem",
+        params: doc(idParams),
+        produces: ['text/markdown'],
+        response: { 200: { type: 'string', description: 'Markdown' }, ...errors(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const { params } = parseRequest(request, { params: idParams });
+      const markdown = renderPostmortem(await incident(params.id), {
+        now: now(),
+        ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
+      });
+      return reply.type('text/markdown; charset=utf-8').send(markdown);
+    },
+  );
+}

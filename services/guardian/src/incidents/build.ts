@@ -1,0 +1,212 @@
+import { randomBytes } from 'node:crypto';
+import type { AuditEntry, CohortFigures, Flag, Incident, TimelineEntry, Verdict } from '@vigil/proto';
+import { formatDuration, formatLatency, formatRate } from '@vigil/server';
+import type { Check, FlagVerdict } from '../analysis/types.js';
+
+/** The guardian's name in audit entries, kill fields and timelines. */
+export const GUARDIAN_ACTOR = 'guardian';
+
+const MAX_KILL_REASON = 2048;
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** A new incident id: time-ordered, with a random part (`inc_<ms base36><hex>`). */
+export function newIncidentId(now: number): string {
+  return `inc_${now.toString(36)}${randomBytes(5).toString('hex')}`;
+}
+
+/** The episode a verdict belongs to: one flag version's regression. */
+export function episodeKey(env: string, flag: string, version: number): string {
+  return `${env}:${flag}:${version}`;
+}
+
+/** The verdict as the store keeps it for `/health` (figures without the tests' internals). */
+export function storedVerdict(verdict: FlagVerdict, guardian: string): Verdict {
+  return {
+    env: verdict.env,
+    flag: verdict.flag,
+    version: verdict.version,
+    status: verdict.status,
+    guarded: verdict.guarded,
+    severity: verdict.severity,
+    autoKill: verdict.autoKill,
+    controlVariant: verdict.controlVariant,
+    epoch: verdict.epoch,
+    triggers: verdict.triggers,
+    reason: verdict.reason,
+    variants: verdict.variants.map((v) => ({
+      variant: v.variant,
+      status: v.status,
+      triggers: v.triggers,
+      reason: v.reason,
+      treatment: v.treatment,
+      control: v.control,
+      window: v.window,
+    })),
+    evaluatedAt: iso(verdict.evaluatedAt),
+    guardian,
+  };
+}
+
+/** The failing checks of the regressing variants, worst first as the analyzer lists them. */
+function failing(verdict: FlagVerdict): { variant: string; check: Check }[] {
+  return verdict.variants.flatMap((v) =>
+    v.status === 'regression'
+      ? v.checks.filter((c) => c.status === 'fail').map((check) => ({ variant: v.variant, check }))
+      : [],
+  );
+}
+
+/** A short phrase for a failing check: `error rate 5.00% vs 0.50% in control`. */
+export function checkPhrase(check: Check): string {
+  const obs = check.observed;
+  const ctl = check.control;
+  switch (check.trigger) {
+    case 'error_rate':
+      return `error rate ${formatRate(obs ?? 0)} over the ${formatRate(check.threshold)} limit`;
+    case 'success_rate':
+      return `success rate ${formatRate(obs ?? 0)} under the ${formatRate(check.threshold)} minimum`;
+    case 'p99_latency':
+      return `p99 ${formatLatency(obs)} over the ${formatLatency(check.threshold)} limit`;
+    case 'error_rate_vs_control':
+      return `error rate ${formatRate(obs ?? 0)} vs ${formatRate(ctl ?? 0)} in control`;
+    case 'latency_vs_control':
+      return `p99 ${formatLatency(obs)} vs ${formatLatency(ctl)} in control`;
+  }
+}
+
+/** The kill's audit reason: what fired, with the figures (bounded like the flag's `killReason`). */
+export function killReason(verdict: FlagVerdict): string {
+  const text = `guardian: ${verdict.severity} regression of version ${verdict.version}: ${verdict.reason}`;
+  return text.length > MAX_KILL_REASON ? `${text.slice(0, MAX_KILL_REASON - 1)}…` : text;
+}
+
+/** What started the version that regressed, from its audit entry. */
+export interface ChangeInfo {
+  at: string;
+  actor: string;
+  action: AuditEntry['action'];
+  reason?: string;
+}
+
+const ACTIONS: Partial<Record<AuditEntry['action'], string>> = {
+  'flag.create': 'Flag created',
+  'flag.update': 'Flag changed',
+  'flag.revive': 'Flag revived',
+  'flag.schedule': 'Schedule step',
+};
+
+function changeEntry(change: ChangeInfo, version: number): TimelineEntry {
+  const what = ACTIONS[change.action] ?? change.action;
+  const entry: TimelineEntry = {
+    at: change.at,
+    kind: 'change',
+    message: `${what} by ${change.actor}${change.reason ? `: ${change.reason}` : ''} (version ${version} served from here)`,
+    actor: change.actor,
+    data: { version, action: change.action },
+  };
+  if (change.reason) entry.data!.reason = change.reason;
+  return entry;
+}
+
+export interface BuildIncidentInput {
+  id: string;
+  env: string;
+  /** The flag as judged (the regressing version). */
+  flag: Flag;
+  verdict: FlagVerdict;
+  /** The flag after the guardian's kill, when it killed it. */
+  killed?: Flag | undefined;
+  change?: ChangeInfo | undefined;
+  guardian: string;
+}
+
+/**
+ * The incident for a regression verdict: severity, the cohorts' figures at detection (each treatment,
+ * then the control), and a timeline of the change, the detection and, for auto-kill severities, the kill.
+ */
+export function buildIncident(input: BuildIncidentInput): Incident {
+  const { env, flag, verdict, killed, change } = input;
+  const detectedAt = iso(verdict.evaluatedAt);
+  const fails = failing(verdict);
+  const first = fails[0];
+  const regressed = [...new Set(fails.map((f) => f.variant))];
+  const cohorts: CohortFigures[] = verdict.variants.map((v) => v.treatment);
+  const control = verdict.variants.find((v) => v.control !== null)?.control;
+  if (control) cohorts.push(control);
+
+  const variantList = regressed.map((v) => `\`${v}\``).join(', ');
+  const title = `${flag.key} (${env}): ${first ? `\`${first.variant}\` ${checkPhrase(first.check)}` : 'regression'}`;
+  const timeline: TimelineEntry[] = [];
+  if (change) timeline.push(changeEntry(change, verdict.version));
+  timeline.push({
+    at: detectedAt,
+    kind: 'detection',
+    message: `Regression detected (${verdict.severity}): ${verdict.reason}`,
+    actor: GUARDIAN_ACTOR,
+    data: {
+      controlVariant: verdict.controlVariant,
+      version: verdict.version,
+      epoch: verdict.epoch,
+      triggers: verdict.triggers,
+      guardian: input.guardian,
+      checks: fails.map(({ variant, check }) => ({
+        variant,
+        trigger: check.trigger,
+        observed: check.observed,
+        control: check.control,
+        threshold: check.threshold,
+        ratio: check.ratio,
+        samples: check.samples,
+        controlSamples: check.controlSamples,
+        pValue: check.pValue,
+      })),
+    },
+  });
+  const isKilled = killed?.killed === true;
+  if (isKilled) {
+    const at = killed.killedAt ?? detectedAt;
+    timeline.push({
+      at,
+      kind: 'kill',
+      message: `Kill switch flipped by ${killed.killedBy ?? GUARDIAN_ACTOR}: everyone is served \`${flag.offVariant}\``,
+      actor: killed.killedBy ?? GUARDIAN_ACTOR,
+      data: { version: killed.version },
+    });
+  } else {
+    timeline.push({
+      at: detectedAt,
+      kind: 'note',
+      message: `Severity ${verdict.severity} does not kill automatically: the flag is still served`,
+      actor: GUARDIAN_ACTOR,
+    });
+  }
+
+  const mitigation = isKilled
+    ? ` The guardian killed the flag${
+        killed.killedAt
+          ? ` ${formatDuration(Math.max(0, Date.parse(killed.killedAt) - verdict.evaluatedAt))} after detection`
+          : ''
+      }: everyone is served \`${flag.offVariant}\`.`
+    : ` Severity ${verdict.severity} notifies only: the flag is still served.`;
+  const incident: Incident = {
+    id: input.id,
+    env,
+    flag: flag.key,
+    flagVersion: verdict.version,
+    severity: verdict.severity,
+    status: 'open',
+    title,
+    summary:
+      `Variant ${variantList || '(none)'} of \`${flag.key}\` (version ${verdict.version}) in ${env} regressed ` +
+      `against the control \`${verdict.controlVariant}\`: ${verdict.reason}.${mitigation}`,
+    killed: isKilled,
+    cohorts,
+    controlVariant: verdict.controlVariant,
+    detectedAt,
+    timeline,
+  };
+  if (change) incident.changedAt = change.at;
+  if (isKilled && killed.killedAt) incident.mitigatedAt = killed.killedAt;
+  return incident;
+}
