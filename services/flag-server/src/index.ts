@@ -33,3 +33,4 @@ export { createLogger, redactUrl } from './logger.js';
 export { EmbeddedStore, type EmbeddedStoreOptions } from './store/embedded.js';
 export { RedisStore, type RedisStoreOptions } from './store/redis.js';
 export type * from './store/store.js';
+export { type RunningServer, startServer } from './run.js';

@@ -99,6 +99,27 @@ export function loadGuardianSettings(env: Env = process.env): GuardianSettings {
     }
   }
 
+  const config = guardianConfigFrom(env, issues);
+  if (issues.length > 0 || !processed.success || config === undefined)
+    throw new GuardianSettingsError(issues);
+  return { ...processed.data, config };
+}
+
+/**
+ * The guardian's policy and notification settings from `VIGIL_GUARDIAN_CONFIG` and env vars, without
+ * the process settings (store, metrics port): what a guardian running inside the flag server needs.
+ */
+export function loadGuardianConfig(env: Env = process.env): GuardianConfig {
+  const issues: { field: string; message: string }[] = [];
+  const config = guardianConfigFrom(env, issues);
+  if (config === undefined || issues.length > 0) throw new GuardianSettingsError(issues);
+  return config;
+}
+
+function guardianConfigFrom(
+  env: Env,
+  issues: { field: string; message: string }[],
+): GuardianConfig | undefined {
   const file = env.VIGIL_GUARDIAN_CONFIG ? readFile(env.VIGIL_GUARDIAN_CONFIG) : {};
   const input: Record<string, unknown> = { ...file };
   for (const [name, field] of Object.entries(CONFIG_ENV_VARS)) {
@@ -108,26 +129,24 @@ export function loadGuardianSettings(env: Env = process.env): GuardianSettings {
   }
   if (input.notify === undefined) input.notify = notifyConfigFromEnv(env);
   const config = guardianConfigSchema.safeParse(input);
-  if (!config.success) {
-    const fromEnv = Object.fromEntries(Object.entries(CONFIG_ENV_VARS).map(([name, field]) => [field, name]));
-    const where = env.VIGIL_GUARDIAN_CONFIG ?? 'the notify config derived from env vars';
-    for (const issue of config.error.issues) {
-      if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys)
-          issues.push({
-            field: `${fieldPath([...issue.path, key])} (in ${where})`,
-            message: 'unknown setting',
-          });
-        continue;
-      }
-      const top = String(issue.path[0] ?? '');
-      const name =
-        fromEnv[top] && env[fromEnv[top]] !== undefined
-          ? fromEnv[top]
-          : `${fieldPath(issue.path)} (in ${where})`;
-      issues.push({ field: name, message: issue.message });
+  if (config.success) return config.data;
+  const fromEnv = Object.fromEntries(Object.entries(CONFIG_ENV_VARS).map(([name, field]) => [field, name]));
+  const where = env.VIGIL_GUARDIAN_CONFIG ?? 'the notify config derived from env vars';
+  for (const issue of config.error.issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys)
+        issues.push({
+          field: `${fieldPath([...issue.path, key])} (in ${where})`,
+          message: 'unknown setting',
+        });
+      continue;
     }
+    const top = String(issue.path[0] ?? '');
+    const name =
+      fromEnv[top] && env[fromEnv[top]] !== undefined
+        ? fromEnv[top]
+        : `${fieldPath(issue.path)} (in ${where})`;
+    issues.push({ field: name, message: issue.message });
   }
-  if (issues.length > 0 || !processed.success || !config.success) throw new GuardianSettingsError(issues);
-  return { ...processed.data, config: config.data };
+  return undefined;
 }
