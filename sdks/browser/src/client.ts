@@ -92,7 +92,7 @@ export class VigilClient {
   /** The last error reported. */
   lastError: VigilSdkError | undefined;
 
-  constructor(private readonly options: ClientOptions) {
+  constructor(options: ClientOptions) {
     this.context = options.context ?? {};
     this.emitter = new Emitter((event, error) => {
       if (event !== 'error')

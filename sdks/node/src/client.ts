@@ -66,7 +66,7 @@ export class VigilClient {
   private closing?: Promise<void>;
   private readonly waiters = new Set<ReadyWaiter>();
 
-  constructor(private readonly options: ResolvedOptions) {
+  constructor(options: ResolvedOptions) {
     this.logger = options.logger ?? consoleLogger;
     this.emitter = new Emitter((event, error) =>
       this.logger.error({ event, err: error }, `vigil: a '${event}' listener threw: ${describe(error)}`),

@@ -30,7 +30,7 @@ export {
   type Span,
 } from './incidents/postmortem.js';
 export { createLogger, redactUrl } from './logger.js';
+export { type RunningServer, startServer } from './run.js';
 export { EmbeddedStore, type EmbeddedStoreOptions } from './store/embedded.js';
 export { RedisStore, type RedisStoreOptions } from './store/redis.js';
 export type * from './store/store.js';
-export { type RunningServer, startServer } from './run.js';
