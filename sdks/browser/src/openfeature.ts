@@ -12,6 +12,7 @@ import {
   StandardResolutionReasons,
 } from '@openfeature/web-sdk';
 import type { EvaluationDetail, EvaluationErrorCode } from '@vigil/core';
+import { fromOpenFeatureContext } from '@vigil/core';
 import type { VariantValue } from '@vigil/proto';
 import { type ClientOptions, createClient, type VigilClient } from './client.js';
 import { describe, isVigilSdkError } from './errors.js';
@@ -47,27 +48,6 @@ function vigilFlagMetadata(_flagKey: string, detail: EvaluationDetail): FlagMeta
   if (detail.ruleId !== undefined) metadata.ruleId = detail.ruleId;
   if (detail.detail === 'KILLED') metadata.killed = true;
   return metadata;
-}
-
-/** OpenFeature's context as a Vigil context: `targetingKey` becomes `key`; `Date`s become ISO strings. */
-function toVigilContext(context: EvaluationContext): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const name of Object.keys(context)) {
-    if (name !== 'targetingKey') out[name] = plain(context[name]);
-  }
-  if (context.targetingKey !== undefined) out.key = context.targetingKey;
-  return out;
-}
-
-function plain(value: unknown): unknown {
-  if (value instanceof Date) return Number.isNaN(value.getTime()) ? undefined : value.toISOString();
-  if (Array.isArray(value)) return value.map(plain);
-  if (typeof value === 'object' && value !== null) {
-    const out: Record<string, unknown> = {};
-    for (const name of Object.keys(value)) out[name] = plain((value as Record<string, unknown>)[name]);
-    return out;
-  }
-  return value;
 }
 
 function isClient(value: VigilClient | VigilWebClientOptions): value is VigilClient {
@@ -176,7 +156,7 @@ export class VigilWebProvider implements Provider {
   private identify(context: EvaluationContext): void {
     this.identifying = true;
     try {
-      this.client.identify(toVigilContext(context));
+      this.client.identify(fromOpenFeatureContext(context));
     } finally {
       this.identifying = false;
     }

@@ -11,7 +11,7 @@ import {
   type ResolutionDetails,
   StandardResolutionReasons,
 } from '@openfeature/server-sdk';
-import type { EvaluationDetail, EvaluationErrorCode } from '@vigil/core';
+import { type EvaluationDetail, type EvaluationErrorCode, fromOpenFeatureContext } from '@vigil/core';
 import type { VariantValue } from '@vigil/proto';
 import { createClient, type VigilClient } from './client.js';
 import { describe, isVigilSdkError } from './errors.js';
@@ -55,29 +55,9 @@ export function vigilFlagMetadata(_flagKey: string, detail: EvaluationDetail): F
   return metadata;
 }
 
-/**
- * OpenFeature's evaluation context as a Vigil context: `targetingKey` becomes `key` (and wins over a
- * `key` attribute); `Date`s become ISO strings, which the `before`/`after` operators read.
- */
-export function toVigilContext(context: EvaluationContext): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const name of Object.keys(context)) {
-    if (name !== 'targetingKey') out[name] = plain(context[name]);
-  }
-  if (context.targetingKey !== undefined) out.key = context.targetingKey;
-  return out;
-}
-
-function plain(value: unknown): unknown {
-  if (value instanceof Date) return Number.isNaN(value.getTime()) ? undefined : value.toISOString();
-  if (Array.isArray(value)) return value.map(plain);
-  if (typeof value === 'object' && value !== null) {
-    const out: Record<string, unknown> = {};
-    for (const name of Object.keys(value)) out[name] = plain((value as Record<string, unknown>)[name]);
-    return out;
-  }
-  return value;
-}
+/** OpenFeature's context as a Vigil context (see `fromOpenFeatureContext`). */
+export const toVigilContext = (context: EvaluationContext): Record<string, unknown> =>
+  fromOpenFeatureContext(context);
 
 function isClient(value: VigilClient | ClientOptions): value is VigilClient {
   return (

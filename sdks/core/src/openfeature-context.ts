@@ -1,0 +1,24 @@
+/**
+ * An OpenFeature evaluation context as a Vigil context: `targetingKey` becomes `key` (and wins over a
+ * `key` attribute); `Date`s become ISO strings, which `before`/`after` read. Shared by the server and
+ * web OpenFeature providers.
+ */
+export function fromOpenFeatureContext(context: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name of Object.keys(context)) {
+    if (name !== 'targetingKey') out[name] = plain(context[name]);
+  }
+  if (context.targetingKey !== undefined) out.key = context.targetingKey;
+  return out;
+}
+
+function plain(value: unknown): unknown {
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? undefined : value.toISOString();
+  if (Array.isArray(value)) return value.map(plain);
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const name of Object.keys(value)) out[name] = plain((value as Record<string, unknown>)[name]);
+    return out;
+  }
+  return value;
+}
