@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# One image for Vigil's services. Commands:
+#   node node_modules/@vigil/server/dist/main.js   flag server (VIGIL_STORE=redis for replicas)
+#   node dist/main.js                              guardian (Redis only)
+#   node dist/all-in-one.js                        flag server + guardian in one process (default;
+#                                                  the only way to run the guardian on the embedded store)
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+RUN npm install -g pnpm@10 --no-fund --no-audit
+COPY . .
+RUN pnpm install --frozen-lockfile \
+ && pnpm build \
+ && pnpm --filter=@vigil/guardian deploy --prod --legacy /out
+
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production \
+    VIGIL_HOST=0.0.0.0 \
+    VIGIL_PORT=4242 \
+    VIGIL_DATA_DIR=/data
+WORKDIR /app
+COPY --from=build --chown=node:node /out /app
+RUN mkdir -p /data && chown node:node /data
+USER node
+VOLUME ["/data"]
+EXPOSE 4242 9464
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.VIGIL_PORT||4242)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+CMD ["node", "dist/all-in-one.js"]
