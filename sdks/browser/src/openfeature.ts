@@ -12,7 +12,7 @@ import {
   StandardResolutionReasons,
 } from '@openfeature/web-sdk';
 import type { EvaluationDetail, EvaluationErrorCode } from '@vigil/core';
-import { fromOpenFeatureContext } from '@vigil/core';
+import { fromOpenFeatureContext, openFeatureMetadata } from '@vigil/core';
 import type { VariantValue } from '@vigil/proto';
 import { type ClientOptions, createClient, type VigilClient } from './client.js';
 import { describe, isVigilSdkError } from './errors.js';
@@ -40,15 +40,8 @@ const ERROR_CODES: Record<EvaluationErrorCode, ErrorCode> = {
   GENERAL: ErrorCode.GENERAL,
 };
 
-// The context and metadata mapping match @vigil/node's server provider (sdks/node/src/openfeature.ts).
-
-function vigilFlagMetadata(_flagKey: string, detail: EvaluationDetail): FlagMetadata {
-  const metadata: FlagMetadata = {};
-  if (detail.flagVersion !== undefined) metadata.version = String(detail.flagVersion);
-  if (detail.ruleId !== undefined) metadata.ruleId = detail.ruleId;
-  if (detail.detail === 'KILLED') metadata.killed = true;
-  return metadata;
-}
+const vigilFlagMetadata = (_flagKey: string, detail: EvaluationDetail): FlagMetadata =>
+  openFeatureMetadata(detail);
 
 function isClient(value: VigilClient | VigilWebClientOptions): value is VigilClient {
   return (

@@ -1,3 +1,5 @@
+import type { EvaluationDetail } from './types.js';
+
 /**
  * An OpenFeature evaluation context as a Vigil context: `targetingKey` becomes `key` (and wins over a
  * `key` attribute); `Date`s become ISO strings, which `before`/`after` read. Shared by the server and
@@ -21,4 +23,17 @@ function plain(value: unknown): unknown {
     return out;
   }
   return value;
+}
+
+/**
+ * Vigil's default OpenFeature flag metadata for an evaluation: `version` (the flag's version as a
+ * string — the key OpenFeature's telemetry reads for `feature_flag.version`), `ruleId` when a rule
+ * decided, and `killed` for a killed flag. Shared by the server and web providers.
+ */
+export function openFeatureMetadata(detail: EvaluationDetail): Record<string, string | boolean> {
+  const metadata: Record<string, string | boolean> = {};
+  if (detail.flagVersion !== undefined) metadata.version = String(detail.flagVersion);
+  if (detail.ruleId !== undefined) metadata.ruleId = detail.ruleId;
+  if (detail.detail === 'KILLED') metadata.killed = true;
+  return metadata;
 }

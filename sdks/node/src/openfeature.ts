@@ -11,7 +11,12 @@ import {
   type ResolutionDetails,
   StandardResolutionReasons,
 } from '@openfeature/server-sdk';
-import { type EvaluationDetail, type EvaluationErrorCode, fromOpenFeatureContext } from '@vigil/core';
+import {
+  type EvaluationDetail,
+  type EvaluationErrorCode,
+  fromOpenFeatureContext,
+  openFeatureMetadata,
+} from '@vigil/core';
 import type { VariantValue } from '@vigil/proto';
 import { createClient, type VigilClient } from './client.js';
 import { describe, isVigilSdkError } from './errors.js';
@@ -47,13 +52,8 @@ const ERROR_CODES: Record<EvaluationErrorCode, ErrorCode> = {
  * Vigil's default flag metadata: `version` (the flag's version, as a string — the key OpenFeature's
  * telemetry reads for `feature_flag.version`), `ruleId` when a rule decided, and `killed` for a killed flag.
  */
-export function vigilFlagMetadata(_flagKey: string, detail: EvaluationDetail): FlagMetadata {
-  const metadata: FlagMetadata = {};
-  if (detail.flagVersion !== undefined) metadata.version = String(detail.flagVersion);
-  if (detail.ruleId !== undefined) metadata.ruleId = detail.ruleId;
-  if (detail.detail === 'KILLED') metadata.killed = true;
-  return metadata;
-}
+export const vigilFlagMetadata = (_flagKey: string, detail: EvaluationDetail): FlagMetadata =>
+  openFeatureMetadata(detail);
 
 /** OpenFeature's context as a Vigil context (see `fromOpenFeatureContext`). */
 export const toVigilContext = (context: EvaluationContext): Record<string, unknown> =>
