@@ -1,5 +1,5 @@
 import type { FlagSnapshot } from '@vigil/core';
-import { snapshotIssue } from './wire.js';
+import { snapshotIssue } from '@vigil/core';
 
 /** Bumped when the cached shape changes, so an old entry is ignored rather than misread. */
 const FORMAT = 1;

@@ -1,28 +1,23 @@
 import {
   type Context,
+  Emitter,
   type EvaluationDetail,
   type FlagPatch,
   FlagSet,
   type FlagSnapshot,
   kindOf,
+  type Synchronizer,
+  snapshotIssue,
+  type Widen,
 } from '@vigil/core';
 import type { VariantValue } from '@vigil/proto';
 import { defaultStorage, FlagCache } from './cache.js';
-import { type ClientEvents, Emitter, type EventName, type FlagSource, type Listener } from './emitter.js';
 import { describe, VigilSdkError } from './errors.js';
+import type { ClientEvents, EventName, FlagSource, Listener } from './events.js';
 import { CohortMetrics, type MetricsStats, type ServedCohort } from './metrics.js';
-import { Synchronizer, type SyncStats } from './sync.js';
+import { RawFlags } from './raw-flags.js';
+import { createPageSync, type StreamState, type SyncStats } from './sync.js';
 import { SDK_NAME } from './version.js';
-import { RawFlags, snapshotIssue } from './wire.js';
-
-/** A literal default widened to its type: `value('theme', 'blue')` is a `string`, not `'blue'`. */
-export type Widen<T> = T extends boolean
-  ? boolean
-  : T extends string
-    ? string
-    : T extends number
-      ? number
-      : T;
 
 /** Options of {@link createClient}. */
 export interface ClientOptions {
@@ -57,7 +52,7 @@ export interface ClientStats {
   revision: number;
   flags: number;
   source: FlagSource | undefined;
-  stream: Synchronizer['state'];
+  stream: StreamState;
   polling: boolean;
   sync: SyncStats;
   metrics: MetricsStats | undefined;
@@ -74,7 +69,7 @@ type Evaluations = Map<string, EvaluationDetail>;
 export class VigilClient {
   private readonly flags = new FlagSet();
   private readonly raw = new RawFlags();
-  private readonly emitter: Emitter;
+  private readonly emitter: Emitter<ClientEvents>;
   private readonly cache: FlagCache;
   private readonly sync: Synchronizer;
   private readonly metrics: CohortMetrics | undefined;
@@ -94,7 +89,7 @@ export class VigilClient {
 
   constructor(options: ClientOptions) {
     this.context = options.context ?? {};
-    this.emitter = new Emitter((event, error) => {
+    this.emitter = new Emitter<ClientEvents>((event, error) => {
       if (event !== 'error')
         this.report(
           new VigilSdkError('VIGIL_SDK_LISTENER', `a "${event}" listener threw: ${describe(error)}`),
@@ -129,7 +124,7 @@ export class VigilClient {
       });
     }
 
-    this.sync = new Synchronizer(
+    this.sync = createPageSync(
       {
         url,
         clientKey: options.clientKey,
@@ -286,13 +281,15 @@ export class VigilClient {
   }
 
   stats(): ClientStats {
+    // The browser never disables the stream, and reports no reconnect count.
+    const { reconnects: _, ...sync } = this.sync.stats;
     return {
       revision: this.flags.revision,
       flags: this.evaluations.size,
       source: this.source,
-      stream: this.sync.state,
+      stream: this.sync.state as StreamState,
       polling: this.sync.polling,
-      sync: { ...this.sync.stats },
+      sync,
       metrics: this.metrics?.stats(),
     };
   }
@@ -424,4 +421,4 @@ export function createClient(options: ClientOptions): VigilClient {
   return new VigilClient(options);
 }
 
-export type { ClientEvents, EventName, FlagSource, Listener };
+export type { ClientEvents, EventName, FlagSource, Listener, Widen };

@@ -1,19 +1,7 @@
-import { LatencySketch } from '@vigil/core';
-import type { ReportedSummary } from '@vigil/proto';
+import { batchLength, CohortWindow, metricsBody, type ServedCohort } from '@vigil/core';
 import { describe, VigilSdkError } from './errors.js';
 
-/** One cohort the page was served: the flag, the variant and the flag's version. */
-export interface ServedCohort {
-  flag: string;
-  variant: string;
-  version: number;
-}
-
-interface Cohort extends ServedCohort {
-  requests: number;
-  errors: number;
-  latency: LatencySketch;
-}
+export type { ServedCohort } from '@vigil/core';
 
 export interface CohortMetricsOptions {
   url: string;
@@ -55,48 +43,30 @@ const MAX_BATCH_BYTES = 60 * 1024;
  * one user's session, so undelivered summaries are not retried: the next window carries fresh ones.
  */
 export class CohortMetrics {
-  private cohorts = new Map<string, Cohort>();
-  private windowStart = Date.now();
+  private readonly window: CohortWindow;
   private readonly timer: ReturnType<typeof setInterval>;
   private failing = false;
   private closed = false;
-  private readonly counters = { outcomes: 0, droppedOutcomes: 0, sentSummaries: 0, droppedSummaries: 0 };
+  private readonly counters = { sentSummaries: 0, droppedSummaries: 0 };
 
   constructor(private readonly options: CohortMetricsOptions) {
+    this.window = new CohortWindow({
+      maxCohorts: options.maxCohorts,
+      ...(options.env === undefined ? {} : { env: options.env }),
+      now: () => Date.now(),
+    });
     this.timer = setInterval(() => void this.flush(), options.flushIntervalMs);
   }
 
   /** Counts one outcome against each cohort. */
   record(cohorts: Iterable<ServedCohort>, error: boolean, latencyMs: number | undefined): void {
     if (this.closed) return;
-    for (const c of cohorts) {
-      const id = `${c.flag}\n${c.variant}\n${c.version}`;
-      let entry = this.cohorts.get(id);
-      if (entry === undefined) {
-        if (this.cohorts.size >= this.options.maxCohorts) {
-          this.counters.droppedOutcomes += 1;
-          continue;
-        }
-        entry = {
-          flag: c.flag,
-          variant: c.variant,
-          version: c.version,
-          requests: 0,
-          errors: 0,
-          latency: new LatencySketch(),
-        };
-        this.cohorts.set(id, entry);
-      }
-      entry.requests += 1;
-      if (error) entry.errors += 1;
-      // An error without a measured latency still counts as a request; it adds nothing to the sketch.
-      if (latencyMs !== undefined) entry.latency.add(latencyMs);
-      this.counters.outcomes += 1;
-    }
+    for (const c of cohorts) this.window.record(c, error, latencyMs);
   }
 
   stats(): MetricsStats {
-    return { cohorts: this.cohorts.size, ...this.counters };
+    const { size: cohorts, outcomes, droppedOutcomes } = this.window;
+    return { cohorts, outcomes, droppedOutcomes, ...this.counters };
   }
 
   /** Sends the current window with a keepalive fetch; resolves when done (never rejects). */
@@ -118,7 +88,7 @@ export class CohortMetrics {
     clearInterval(this.timer);
     this.beacon();
     this.closed = true;
-    this.cohorts.clear();
+    this.window.clear();
   }
 
   private endpoint(): string {
@@ -127,41 +97,14 @@ export class CohortMetrics {
 
   /** Closes the window: its summaries as request bodies, each under the keepalive limit. */
   private takeBatches(): Batch[] {
-    if (this.closed || this.cohorts.size === 0) {
-      this.windowStart = Date.now();
-      return [];
-    }
-    const now = Date.now();
-    const windowStart = new Date(this.windowStart).toISOString();
-    const windowEnd = new Date(Math.max(now, this.windowStart)).toISOString();
-    const head = `{"sdk":${JSON.stringify(this.options.sdk)},"summaries":[`;
+    // Empty once closed: the window was cleared and records no more.
+    const summaries = this.window.roll();
     const batches: Batch[] = [];
-    let parts: string[] = [];
-    let bytes = head.length + 2;
-    for (const c of this.cohorts.values()) {
-      const summary: ReportedSummary = {
-        ...(this.options.env === undefined ? {} : { env: this.options.env }),
-        flag: c.flag,
-        variant: c.variant,
-        version: c.version,
-        windowStart,
-        windowEnd,
-        requests: c.requests,
-        errors: c.errors,
-        latency: c.latency.toJSON(),
-      };
-      const json = JSON.stringify(summary);
-      if (parts.length > 0 && bytes + json.length + 1 > MAX_BATCH_BYTES) {
-        batches.push({ body: `${head}${parts.join(',')}]}`, count: parts.length });
-        parts = [];
-        bytes = head.length + 2;
-      }
-      parts.push(json);
-      bytes += json.length + 1;
+    for (let i = 0; i < summaries.length; ) {
+      const count = batchLength(this.options.sdk, summaries, MAX_BATCH_BYTES, i);
+      batches.push({ body: metricsBody(this.options.sdk, summaries.slice(i, i + count)), count });
+      i += count;
     }
-    if (parts.length > 0) batches.push({ body: `${head}${parts.join(',')}]}`, count: parts.length });
-    this.cohorts = new Map();
-    this.windowStart = now;
     return batches;
   }
 

@@ -9,10 +9,9 @@ import {
   ProviderEvents,
   ProviderFatalError,
   type ResolutionDetails,
-  StandardResolutionReasons,
 } from '@openfeature/web-sdk';
-import type { EvaluationDetail, EvaluationErrorCode } from '@vigil/core';
-import { fromOpenFeatureContext, openFeatureMetadata } from '@vigil/core';
+import type { EvaluationDetail } from '@vigil/core';
+import { fromOpenFeatureContext, openFeatureMetadata, openFeatureResolution } from '@vigil/core';
 import type { VariantValue } from '@vigil/proto';
 import { type ClientOptions, createClient, type VigilClient } from './client.js';
 import { describe, isVigilSdkError } from './errors.js';
@@ -32,13 +31,6 @@ export interface VigilWebProviderOptions {
 
 /** The browser client's options, the user coming from OpenFeature's context instead. */
 export type VigilWebClientOptions = Omit<ClientOptions, 'context'> & { context?: ClientOptions['context'] };
-
-const ERROR_CODES: Record<EvaluationErrorCode, ErrorCode> = {
-  FLAG_NOT_FOUND: ErrorCode.FLAG_NOT_FOUND,
-  TYPE_MISMATCH: ErrorCode.TYPE_MISMATCH,
-  TARGETING_KEY_MISSING: ErrorCode.TARGETING_KEY_MISSING,
-  GENERAL: ErrorCode.GENERAL,
-};
 
 const vigilFlagMetadata = (_flagKey: string, detail: EvaluationDetail): FlagMetadata =>
   openFeatureMetadata(detail);
@@ -158,19 +150,12 @@ export class VigilWebProvider implements Provider {
   /** One evaluation for the identified user; `kind` is a value of the type asked for (see the server provider). */
   private resolve<T>(flagKey: string, defaultValue: T, kind: VariantValue): ResolutionDetails<T> {
     const detail = this.client.detail(flagKey, kind) as EvaluationDetail;
-    const flagMetadata = this.flagMetadata(flagKey, detail);
-    if (detail.errorCode !== undefined) {
-      return {
-        value: defaultValue,
-        reason: StandardResolutionReasons.ERROR,
-        errorCode: ERROR_CODES[detail.errorCode],
-        errorMessage: detail.detail ?? detail.errorCode,
-        flagMetadata,
-      };
-    }
-    if (detail.reason === 'DISABLED' && this.disabledDefault) {
-      return { value: defaultValue, reason: StandardResolutionReasons.DISABLED, flagMetadata };
-    }
-    return { value: detail.value as T, variant: detail.variant, reason: detail.reason, flagMetadata };
+    return openFeatureResolution(
+      detail,
+      defaultValue,
+      this.disabledDefault,
+      this.flagMetadata(flagKey, detail),
+      ErrorCode,
+    );
   }
 }

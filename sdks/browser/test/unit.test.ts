@@ -1,8 +1,7 @@
 import * as proto from '@vigil/proto';
 import { describe, expect, it } from 'vitest';
-import { fullJitter } from '../src/backoff.js';
 import * as runtime from '../src/proto-runtime.js';
-import { parseServerMessage, RawFlags, snapshotIssue } from '../src/wire.js';
+import { RawFlags } from '../src/raw-flags.js';
 
 const flag = {
   key: 'f',
@@ -30,44 +29,6 @@ describe('the zod-free proto runtime bundled for browsers', () => {
   });
 });
 
-describe('server message checks', () => {
-  it('accept what the server sends', () => {
-    const snapshot = { type: 'snapshot', revision: 4, flags: [flag], segments: [] };
-    expect(parseServerMessage(JSON.stringify(snapshot))).toEqual(snapshot);
-    const patch = { ...snapshot, type: 'patch', deleted: { flags: ['g'], segments: [] } };
-    expect(parseServerMessage(JSON.stringify(patch))).toEqual(patch);
-    expect(parseServerMessage('{"type":"ping","at":5}')).toEqual({ type: 'ping', at: 5 });
-    expect(parseServerMessage('{"type":"error","code":"X","message":"m"}').type).toBe('error');
-    // Every message the server can send passes its own schema and these checks alike.
-    expect(proto.serverMessageSchema.safeParse(snapshot).success).toBe(true);
-  });
-
-  it('name what is wrong with anything else', () => {
-    expect(() => parseServerMessage('not json')).toThrow();
-    expect(() => parseServerMessage('{"type":"nope"}')).toThrow(/unknown message type/);
-    expect(() => parseServerMessage('{"type":"snapshot","revision":-1,"flags":[],"segments":[]}')).toThrow(
-      /bad revision/,
-    );
-    const broken = { ...flag, rules: [{ id: 'r', clauses: 'x', serve: { variant: 'on' } }] };
-    expect(snapshotIssue({ revision: 1, flags: [broken], segments: [] })).toMatch(/flag f: bad rule/);
-    expect(snapshotIssue({ revision: 1, flags: [{ ...flag, variants: [] }], segments: [] })).toMatch(
-      /no variants/,
-    );
-    expect(
-      snapshotIssue({
-        revision: 1,
-        flags: [],
-        segments: [{ key: 's', version: 1, included: [1], excluded: [], rules: [] }],
-      }),
-    ).toMatch(/segment s/);
-    expect(() =>
-      parseServerMessage(
-        JSON.stringify({ type: 'patch', revision: 2, flags: [], segments: [], deleted: {} }),
-      ),
-    ).toThrow(/bad deleted/);
-  });
-});
-
 describe('raw flags kept for the cache', () => {
   it('ignore anything not newer than what they hold', () => {
     const raw = new RawFlags();
@@ -88,14 +49,5 @@ describe('raw flags kept for the cache', () => {
     expect(raw.flags.get('f')?.version).toBe(3);
     raw.apply({ revision: 7, flags: [], segments: [], deleted: { flags: ['f'], segments: [] } });
     expect(raw.snapshot()).toEqual({ revision: 7, flags: [], segments: [] });
-  });
-});
-
-describe('full jitter backoff', () => {
-  it('draws from [0, min(cap, base·2^attempt))', () => {
-    expect(fullJitter(0, 100, 1000, () => 0.999)).toBe(99);
-    expect(fullJitter(3, 100, 1000, () => 0.999)).toBe(799);
-    expect(fullJitter(10, 100, 1000, () => 0.5)).toBe(500);
-    expect(fullJitter(2, 100, 1000, () => 0)).toBe(0);
   });
 });

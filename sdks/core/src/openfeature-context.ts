@@ -1,4 +1,4 @@
-import type { EvaluationDetail } from './types.js';
+import type { EvaluationDetail, EvaluationErrorCode } from './types.js';
 
 /**
  * An OpenFeature evaluation context as a Vigil context: `targetingKey` becomes `key` (and wins over a
@@ -36,4 +36,44 @@ export function openFeatureMetadata(detail: EvaluationDetail): Record<string, st
   if (detail.ruleId !== undefined) metadata.ruleId = detail.ruleId;
   if (detail.detail === 'KILLED') metadata.killed = true;
   return metadata;
+}
+
+/** An evaluation as OpenFeature resolution details, with the error code in the caller's type. */
+export interface OpenFeatureResolution<T, C, M> {
+  value: T;
+  variant?: string;
+  reason: string;
+  errorCode?: C;
+  errorMessage?: string;
+  flagMetadata: M;
+}
+
+/**
+ * An evaluation as OpenFeature resolves it, shared by the server and web providers: every error
+ * (`TARGETING_KEY_MISSING` included) returns the caller's default with reason `ERROR`; a disabled or
+ * killed flag returns the default too when `disabledDefault` (as OpenFeature's conformance suite
+ * expects), else the `offVariant`, with reason `DISABLED` either way; `PREREQUISITE_FAILED` stays
+ * Vigil's own reason (OpenFeature reasons are open strings). `errorCodes` is OpenFeature's `ErrorCode`
+ * enum, whose members are named as Vigil's codes.
+ */
+export function openFeatureResolution<T, C, M>(
+  detail: EvaluationDetail,
+  defaultValue: T,
+  disabledDefault: boolean,
+  flagMetadata: M,
+  errorCodes: Readonly<Record<EvaluationErrorCode, C>>,
+): OpenFeatureResolution<T, C, M> {
+  if (detail.errorCode !== undefined) {
+    return {
+      value: defaultValue,
+      reason: 'ERROR',
+      errorCode: errorCodes[detail.errorCode],
+      errorMessage: detail.detail ?? detail.errorCode,
+      flagMetadata,
+    };
+  }
+  if (detail.reason === 'DISABLED' && disabledDefault) {
+    return { value: defaultValue, reason: 'DISABLED', flagMetadata };
+  }
+  return { value: detail.value as T, variant: detail.variant, reason: detail.reason, flagMetadata };
 }

@@ -31,3 +31,12 @@ export interface EvaluationDetail<T = VariantValue> {
 
 /** Any object; attributes are read by dot path. Evaluation accepts anything and never throws. */
 export type Context = Readonly<Record<string, unknown>>;
+
+/** A literal default widened to its type: `value(flag, ctx, 'blue')` is a `string`, not `'blue'`. */
+export type Widen<T> = T extends boolean
+  ? boolean
+  : T extends string
+    ? string
+    : T extends number
+      ? number
+      : T;

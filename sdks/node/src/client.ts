@@ -1,15 +1,18 @@
 import {
   type ChangedKeys,
   type Context,
+  Emitter,
   type EvaluationDetail,
+  emptySyncStats,
   type FlagPatch,
   FlagSet,
   type FlagSnapshot,
+  type Synchronizer,
 } from '@vigil/core';
 import type { VariantValue } from '@vigil/proto';
 import { readBootstrap } from './bootstrap.js';
-import { Emitter, type EventName, type FlagSource, type Listener } from './emitter.js';
 import { describe, isVigilSdkError, VigilSdkError } from './errors.js';
+import type { ClientEvents, EventName, FlagSource, Listener } from './events.js';
 import { CohortMetrics, type MetricsStats, type ServedCohort } from './metrics.js';
 import {
   type ClientOptions,
@@ -20,7 +23,7 @@ import {
   resolveOptions,
 } from './options.js';
 import { Scope, type ScopeHost, type Widen } from './scope.js';
-import { type StreamState, Synchronizer, type SyncStats } from './sync.js';
+import { createNodeSync, type StreamState, type SyncStats } from './sync.js';
 
 /** What `client.stats()` reports. */
 export interface ClientStats extends SyncStats {
@@ -52,7 +55,7 @@ interface ReadyWaiter {
  */
 export class VigilClient {
   private readonly flags = new FlagSet();
-  private readonly emitter: Emitter;
+  private readonly emitter: Emitter<ClientEvents>;
   private readonly logger: Logger;
   private readonly sync: Synchronizer | undefined;
   private readonly metrics: CohortMetrics | undefined;
@@ -68,7 +71,7 @@ export class VigilClient {
 
   constructor(options: ResolvedOptions) {
     this.logger = options.logger ?? consoleLogger;
-    this.emitter = new Emitter((event, error) =>
+    this.emitter = new Emitter<ClientEvents>((event, error) =>
       this.logger.error({ event, err: error }, `vigil: a '${event}' listener threw: ${describe(error)}`),
     );
     const { http, stream } = endpoints(options.url);
@@ -109,7 +112,7 @@ export class VigilClient {
     }
 
     if (!options.offline) {
-      this.sync = new Synchronizer(
+      this.sync = createNodeSync(
         {
           streamUrl: stream,
           httpUrl: http,
@@ -326,21 +329,6 @@ export class VigilClient {
     }
     this.waiters.clear();
   }
-}
-
-function emptySyncStats(): SyncStats {
-  return {
-    connects: 0,
-    reconnects: 0,
-    streamFailures: 0,
-    deadStreams: 0,
-    protocolErrors: 0,
-    snapshots: 0,
-    patches: 0,
-    polls: 0,
-    pollFailures: 0,
-    pollsNotModified: 0,
-  };
 }
 
 /**

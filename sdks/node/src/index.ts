@@ -1,8 +1,8 @@
 export type { ChangedKeys, Context, EvaluationDetail, Reason } from '@vigil/core';
 export { snapshotBodySchema } from './bootstrap.js';
 export { type ClientStats, createClient, VigilClient } from './client.js';
-export type { ClientEvents, EventName, FlagSource, Listener } from './emitter.js';
 export { isVigilSdkError, SDK_ERRORS, type SdkErrorCode, VigilSdkError } from './errors.js';
+export type { ClientEvents, EventName, FlagSource, Listener } from './events.js';
 export type { MetricsStats, ServedCohort } from './metrics.js';
 export type { BootstrapSnapshot, ClientOptions, Logger } from './options.js';
 export { type Outcome, Scope, type Widen } from './scope.js';

@@ -1,21 +1,9 @@
-import { LatencySketch } from '@vigil/core';
-import type { ReportedSummary } from '@vigil/proto';
+import { batchLength, CohortWindow, metricsBody, type ServedCohort } from '@vigil/core';
 import { describe, VigilSdkError } from './errors.js';
 import type { Logger, MetricsOptions } from './options.js';
 import { SDK_NAME } from './version.js';
 
-/** One cohort a scope was served: the flag, the variant and the flag's version. */
-export interface ServedCohort {
-  flag: string;
-  variant: string;
-  version: number;
-}
-
-interface Cohort extends ServedCohort {
-  requests: number;
-  errors: number;
-  latency: LatencySketch;
-}
+export type { ServedCohort } from '@vigil/core';
 
 /** A summary waiting for delivery, already serialized (what is bounded is what is sent). */
 interface PendingSummary {
@@ -53,57 +41,50 @@ export interface CohortMetricsOptions extends MetricsOptions {
 
 /** Largest batch body sent at once (the server's default body limit is 1 MiB). */
 const MAX_BATCH_BYTES = 512 * 1024;
-/** Most summaries in one batch (`metricsBatchSchema`). */
-const MAX_BATCH_SUMMARIES = 5000;
 
 /**
  * Aggregates request outcomes per cohort (flag, variant, version) over a window — requests, errors and
- * a latency sketch — and flushes the window's summaries to `POST /v1/metrics` every `flushIntervalMs`.
- * Memory is bounded twice: at most `maxCohorts` cohorts per window (further outcomes are dropped and
+ * a latency sketch, in `@vigil/core`'s `CohortWindow` — and flushes the window's summaries to
+ * `POST /v1/metrics` every `flushIntervalMs`. Memory is bounded twice: at most `maxCohorts` cohorts per window (further outcomes are dropped and
  * counted) and at most `maxPendingSummaries` undelivered summaries, each tried in `maxAttempts` flushes.
  */
 export class CohortMetrics {
-  private cohorts = new Map<string, Cohort>();
-  private windowStart = Date.now();
+  private readonly window: CohortWindow;
   private pending: PendingSummary[] = [];
   private flushing?: Promise<void>;
   private failing = false;
   private closed = false;
   private readonly timer: NodeJS.Timeout;
   private readonly counters = {
-    outcomes: 0,
-    droppedOutcomes: 0,
     sentSummaries: 0,
     droppedSummaries: 0,
     failedFlushes: 0,
   };
 
   constructor(private readonly options: CohortMetricsOptions) {
+    this.window = new CohortWindow({
+      maxCohorts: options.maxCohorts,
+      sketchAlpha: options.sketchAlpha,
+      ...(options.env === undefined ? {} : { env: options.env }),
+      now: () => Date.now(),
+    });
     this.timer = setInterval(() => void this.flush(), options.flushIntervalMs);
     this.timer.unref();
   }
 
   /** Counts one request's outcome against a cohort. */
   record(cohort: ServedCohort, error: boolean, latencyMs: number): void {
-    if (this.closed) return;
-    const id = `${cohort.flag}\n${cohort.variant}\n${cohort.version}`;
-    let entry = this.cohorts.get(id);
-    if (entry === undefined) {
-      if (this.cohorts.size >= this.options.maxCohorts) {
-        this.counters.droppedOutcomes += 1;
-        return;
-      }
-      entry = { ...cohort, requests: 0, errors: 0, latency: new LatencySketch(this.options.sketchAlpha) };
-      this.cohorts.set(id, entry);
-    }
-    entry.requests += 1;
-    if (error) entry.errors += 1;
-    entry.latency.add(latencyMs);
-    this.counters.outcomes += 1;
+    if (!this.closed) this.window.record(cohort, error, latencyMs);
   }
 
   stats(): MetricsStats {
-    return { cohorts: this.cohorts.size, pendingSummaries: this.pending.length, ...this.counters };
+    return {
+      cohorts: this.window.size,
+      pendingSummaries: this.pending.length,
+      outcomes: this.window.outcomes,
+      droppedOutcomes: this.window.droppedOutcomes,
+      ...this.counters,
+    };
   }
 
   /** Closes the current window and sends every pending summary; resolves when done (never rejects). */
@@ -127,32 +108,12 @@ export class CohortMetrics {
     clearInterval(this.timer);
     if (flush && !this.closed) await this.flush();
     this.closed = true;
-    this.cohorts.clear();
+    this.window.clear();
     this.pending = [];
   }
 
   private rollWindow(): void {
-    const now = Date.now();
-    if (this.cohorts.size > 0) {
-      const windowStart = new Date(this.windowStart).toISOString();
-      const windowEnd = new Date(Math.max(now, this.windowStart)).toISOString();
-      for (const c of this.cohorts.values()) {
-        const summary: ReportedSummary = {
-          ...(this.options.env === undefined ? {} : { env: this.options.env }),
-          flag: c.flag,
-          variant: c.variant,
-          version: c.version,
-          windowStart,
-          windowEnd,
-          requests: c.requests,
-          errors: c.errors,
-          latency: c.latency.toJSON(),
-        };
-        this.pending.push({ json: JSON.stringify(summary), attempts: 0 });
-      }
-      this.cohorts = new Map();
-    }
-    this.windowStart = now;
+    for (const json of this.window.roll()) this.pending.push({ json, attempts: 0 });
     // Over the bound the oldest go first: the guardian cares most about what is happening now.
     const excess = this.pending.length - this.options.maxPendingSummaries;
     if (excess > 0) {
@@ -192,22 +153,15 @@ export class CohortMetrics {
 
   /** The oldest pending summaries that fit in one request. */
   private nextBatch(): PendingSummary[] {
-    const batch: PendingSummary[] = [];
-    let bytes = 64;
-    for (const p of this.pending) {
-      if (
-        batch.length >= MAX_BATCH_SUMMARIES ||
-        (batch.length > 0 && bytes + p.json.length + 1 > MAX_BATCH_BYTES)
-      )
-        break;
-      batch.push(p);
-      bytes += p.json.length + 1;
-    }
-    return batch;
+    const jsons = this.pending.map((p) => p.json);
+    return this.pending.slice(0, batchLength(SDK_NAME, jsons, MAX_BATCH_BYTES));
   }
 
   private async send(batch: PendingSummary[]): Promise<'sent' | 'refused' | 'failed'> {
-    const body = `{"sdk":${JSON.stringify(SDK_NAME)},"summaries":[${batch.map((p) => p.json).join(',')}]}`;
+    const body = metricsBody(
+      SDK_NAME,
+      batch.map((p) => p.json),
+    );
     let status: number;
     let text = '';
     try {

@@ -9,13 +9,12 @@ import {
   ProviderEvents,
   ProviderFatalError,
   type ResolutionDetails,
-  StandardResolutionReasons,
 } from '@openfeature/server-sdk';
 import {
   type EvaluationDetail,
-  type EvaluationErrorCode,
   fromOpenFeatureContext,
   openFeatureMetadata,
+  openFeatureResolution,
 } from '@vigil/core';
 import type { VariantValue } from '@vigil/proto';
 import { createClient, type VigilClient } from './client.js';
@@ -40,13 +39,6 @@ export interface VigilProviderOptions {
   /** How often a stale provider checks whether the client is in step again (default 1 s). */
   recoveryCheckMs?: number;
 }
-
-const ERROR_CODES: Record<EvaluationErrorCode, ErrorCode> = {
-  FLAG_NOT_FOUND: ErrorCode.FLAG_NOT_FOUND,
-  TYPE_MISMATCH: ErrorCode.TYPE_MISMATCH,
-  TARGETING_KEY_MISSING: ErrorCode.TARGETING_KEY_MISSING,
-  GENERAL: ErrorCode.GENERAL,
-};
 
 /**
  * Vigil's default flag metadata: `version` (the flag's version, as a string — the key OpenFeature's
@@ -195,22 +187,13 @@ export class VigilProvider implements Provider {
     context: EvaluationContext,
   ): ResolutionDetails<T> {
     const detail = this.client.detail(flagKey, toVigilContext(context), kind) as EvaluationDetail;
-    const flagMetadata = this.flagMetadata(flagKey, detail);
-    if (detail.errorCode !== undefined) {
-      // OpenFeature returns the caller's default for every error, TARGETING_KEY_MISSING included.
-      return {
-        value: defaultValue,
-        reason: StandardResolutionReasons.ERROR,
-        errorCode: ERROR_CODES[detail.errorCode],
-        errorMessage: detail.detail ?? detail.errorCode,
-        flagMetadata,
-      };
-    }
-    if (detail.reason === 'DISABLED' && this.disabledDefault) {
-      return { value: defaultValue, reason: StandardResolutionReasons.DISABLED, flagMetadata };
-    }
-    // PREREQUISITE_FAILED stays as Vigil's own reason (OpenFeature reasons are open strings).
-    return { value: detail.value as T, variant: detail.variant, reason: detail.reason, flagMetadata };
+    return openFeatureResolution(
+      detail,
+      defaultValue,
+      this.disabledDefault,
+      this.flagMetadata(flagKey, detail),
+      ErrorCode,
+    );
   }
 
   /** The client says when it goes stale but not when it is in step again, so a stale provider checks. */

@@ -1,16 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import type { Context, EvaluationDetail } from '@vigil/core';
+import type { Context, EvaluationDetail, Widen } from '@vigil/core';
 import type { VariantValue } from '@vigil/proto';
 import type { ServedCohort } from './metrics.js';
 
-/** A literal default widened to its type: `value(flag, ctx, 'blue')` is a `string`, not `'blue'`. */
-export type Widen<T> = T extends boolean
-  ? boolean
-  : T extends string
-    ? string
-    : T extends number
-      ? number
-      : T;
+export type { Widen } from '@vigil/core';
 
 /** How a request ended; `latencyMs` defaults to the time since the scope was created. */
 export interface Outcome {

@@ -1,20 +1,11 @@
-import type { FlagPatch, FlagSnapshot } from '@vigil/core';
-import type { Flag, Segment } from '@vigil/proto';
+import type { ServerMessage } from '@vigil/proto';
 
 /**
- * Light structural checks of what the server sends, in place of the zod schemas in `@vigil/proto`
- * (which would add zod to every page). They check what evaluation relies on — the shapes the core
- * compiler walks — and leave semantics (unknown variants, bad regexes) to the core, which compiles
- * them to their safest meaning. Each returns a reason, or undefined when the value is usable.
+ * Light structural checks of what the flag server sends, in place of the zod schemas in `@vigil/proto`
+ * where zod is too heavy (the browser bundle would triple). They check what evaluation relies on — the
+ * shapes the compiler walks — and leave semantics (unknown variants, bad regexes) to the compiler, which
+ * compiles them to their safest meaning. Each `…Issue` returns a reason, or undefined when the value is usable.
  */
-
-/** A server message the client acts on. */
-export type ServerMessage =
-  | ({ type: 'snapshot' } & FlagSnapshot)
-  | ({ type: 'patch' } & FlagPatch)
-  | { type: 'error'; code: string; message: string }
-  | { type: 'ping'; at?: number }
-  | { type: 'pong'; at?: number };
 
 type Obj = Record<string, unknown>;
 
@@ -113,46 +104,5 @@ export function parseServerMessage(text: string): ServerMessage {
       return m as unknown as ServerMessage;
     default:
       throw new Error(`unknown message type ${JSON.stringify(m.type).slice(0, 40)}`);
-  }
-}
-
-/**
- * The flags and segments an SDK holds, as the server sent them: kept beside the core's compiled set so
- * they can be written to localStorage. Mirrors the set's rule: nothing not newer than what is held.
- */
-export class RawFlags {
-  revision = 0;
-  readonly flags = new Map<string, Flag>();
-  readonly segments = new Map<string, Segment>();
-
-  load(snapshot: FlagSnapshot): void {
-    this.revision = snapshot.revision;
-    this.flags.clear();
-    this.segments.clear();
-    for (const f of snapshot.flags) this.flags.set(f.key, f);
-    for (const s of snapshot.segments) this.segments.set(s.key, s);
-  }
-
-  apply(patch: FlagPatch): void {
-    if (patch.revision <= this.revision) return;
-    for (const f of patch.flags) {
-      const held = this.flags.get(f.key);
-      if (!held || held.version < f.version) this.flags.set(f.key, f);
-    }
-    for (const key of patch.deleted.flags) this.flags.delete(key);
-    for (const s of patch.segments) {
-      const held = this.segments.get(s.key);
-      if (!held || held.version < s.version) this.segments.set(s.key, s);
-    }
-    for (const key of patch.deleted.segments) this.segments.delete(key);
-    this.revision = patch.revision;
-  }
-
-  snapshot(): FlagSnapshot {
-    return {
-      revision: this.revision,
-      flags: [...this.flags.values()],
-      segments: [...this.segments.values()],
-    };
   }
 }

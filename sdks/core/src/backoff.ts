@@ -1,7 +1,7 @@
 /**
  * "Full jitter" exponential backoff: a uniformly random delay in `[0, min(cap, base · 2^attempt))`.
- * Spreading reconnects over the whole interval keeps a fleet of SDKs from reconnecting in waves after
- * a server restart (see AWS's "Exponential Backoff And Jitter").
+ * Spreading reconnects over the whole interval keeps a fleet of SDKs (or the browsers of a whole
+ * audience) from reconnecting in waves after a server restart (see AWS's "Exponential Backoff And Jitter").
  */
 export function fullJitter(
   attempt: number,
