@@ -103,22 +103,39 @@ export type Rule = z.infer<typeof ruleSchema>;
 export const prerequisiteSchema = z.strictObject({ flag: keySchema, variant: keySchema });
 export type Prerequisite = z.infer<typeof prerequisiteSchema>;
 
-/** A duration: whole seconds, or a string such as `90s`, `5m`, `1h`. */
+/**
+ * Longest duration a schedule step may hold (a year). Bounded so a hold in milliseconds stays an exact
+ * integer everywhere it goes: a JS safe integer, and within the 14 digits Redis's Lua JSON keeps.
+ */
+export const MAX_DURATION_MS = 365 * 86_400_000;
+
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** Milliseconds in `90s`, `5m`, ...; undefined when the text is not such a duration. */
+function textMs(text: string): number | undefined {
+  const match = /^(\d+)(ms|s|m|h|d)$/.exec(text);
+  return match ? Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS] : undefined;
+}
+
+/** A duration of at most {@link MAX_DURATION_MS}: whole seconds, or a string such as `90s`, `5m`, `1h`. */
 export const durationSchema = z.union([
-  z.int().min(0),
-  z.string().regex(/^\d{1,9}(ms|s|m|h|d)$/, 'must be a number followed by ms, s, m, h or d'),
+  z
+    .int()
+    .min(0)
+    .max(MAX_DURATION_MS / 1000),
+  z
+    .string()
+    .regex(/^\d{1,9}(ms|s|m|h|d)$/, 'must be a number followed by ms, s, m, h or d')
+    .refine((text) => (textMs(text) ?? 0) <= MAX_DURATION_MS, 'must be at most 365d'),
 ]);
 export type Duration = z.infer<typeof durationSchema>;
 
 /** Milliseconds in a duration written as {@link durationSchema} accepts it. */
 export function durationMs(duration: Duration): number {
   if (typeof duration === 'number') return duration * 1000;
-  const match = /^(\d+)(ms|s|m|h|d)$/.exec(duration);
-  if (!match) throw new RangeError(`not a duration: ${duration}`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
-    match[2] as 'ms' | 's' | 'm' | 'h' | 'd'
-  ];
-  return Number(match[1]) * unit;
+  const ms = textMs(duration);
+  if (ms === undefined) throw new RangeError(`not a duration: ${duration}`);
+  return ms;
 }
 
 export const SCHEDULE_STATUSES = [
@@ -138,16 +155,23 @@ export const scheduleStepSchema = z.strictObject({
 });
 export type ScheduleStep = z.infer<typeof scheduleStepSchema>;
 
+/** Most steps a schedule may have. */
+export const MAX_SCHEDULE_STEPS = 50;
+
 /** A progressive rollout: the guardian raises `variant`'s share step by step while the flag is healthy. */
 export const scheduleSchema = z.strictObject({
   variant: keySchema,
-  steps: z.array(scheduleStepSchema).min(1).max(50),
+  steps: z.array(scheduleStepSchema).min(1).max(MAX_SCHEDULE_STEPS),
   status: z.enum(SCHEDULE_STATUSES).default('pending'),
   /** Index of the step in force; -1 before the first. */
-  stepIndex: z.int().min(-1).default(-1),
+  stepIndex: z
+    .int()
+    .min(-1)
+    .max(MAX_SCHEDULE_STEPS - 1)
+    .default(-1),
   stepStartedAt: z.iso.datetime().optional(),
   /** Hold left when paused, in ms, so resume continues the same hold. */
-  remainingHoldMs: z.int().min(0).optional(),
+  remainingHoldMs: z.int().min(0).max(MAX_DURATION_MS).optional(),
   updatedAt: z.iso.datetime().optional(),
   reason: z.string().max(2048).optional(),
 });

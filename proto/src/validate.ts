@@ -246,6 +246,12 @@ export function flagIssues(flag: Flag): FieldIssue[] {
     if (!variants.has(flag.schedule.variant)) {
       issues.push({ field: 'schedule.variant', message: `unknown variant "${flag.schedule.variant}"` });
     }
+    if (flag.schedule.stepIndex >= flag.schedule.steps.length) {
+      issues.push({
+        field: 'schedule.stepIndex',
+        message: `no step ${flag.schedule.stepIndex} in the schedule`,
+      });
+    }
     flag.schedule.steps.forEach((step, i) => {
       const previous = flag.schedule!.steps[i - 1];
       if (previous && step.percent < previous.percent) {

@@ -5,11 +5,17 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type LogLevel } 
 import { setupAuth, Tokens } from './auth.js';
 import type { Config } from './config.js';
 import { Environments } from './environments.js';
-import { setupErrorHandling, toVigilError } from './error-handler.js';
+import {
+  handleClientError,
+  handleFrameworkError,
+  setupErrorHandling,
+  toVigilError,
+} from './error-handler.js';
 import { VigilError } from './errors.js';
 import { createLogger } from './logger.js';
 import { ServerMetrics } from './metrics.js';
 import { setupOpenApi } from './openapi.js';
+import { setupJsonBodies } from './request.js';
 import { auditRoutes } from './routes/audit.js';
 import { evaluateRoutes } from './routes/evaluate.js';
 import { flagRoutes } from './routes/flags.js';
@@ -69,6 +75,11 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
     trustProxy: config.trustProxy,
     // Keys and secrets are never part of a request id.
     requestIdHeader: false,
+    // Path parameters are bounded by their schemas, which name the bad field; the router's default (100)
+    // was below the longest key (128), so such flags could be created but never read, killed or deleted.
+    routerOptions: { maxParamLength: 2048 },
+    frameworkErrors: handleFrameworkError,
+    clientErrorHandler: handleClientError,
   });
   const metrics = new ServerMetrics({ defaultMetrics: options.processMetrics ?? false });
   const tokens = new Tokens(store, config.tokenCacheMs);
@@ -82,6 +93,7 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
   app.decorate('vigil', { tokens, envs, hub, metrics, store });
 
   setupErrorHandling(app);
+  setupJsonBodies(app);
   metrics.instrument(app);
   app.addHook('onError', async (_request, _reply, error) => {
     if (toVigilError(error).code === 'VIGIL_STORE_UNAVAILABLE') metrics.storeErrors.inc({ op: 'request' });

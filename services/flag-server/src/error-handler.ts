@@ -1,6 +1,8 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { ErrorBody } from '@vigil/proto';
 import { zodIssues } from '@vigil/proto';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ZodError } from 'zod';
 import { ERRORS, type ErrorCode, VigilError } from './errors.js';
 
@@ -52,12 +54,7 @@ export function errorBody(error: VigilError): ErrorBody {
   };
 }
 
-function handle(
-  this: FastifyInstance,
-  error: unknown,
-  request: FastifyRequest,
-  reply: FastifyReply,
-): FastifyReply {
+function handle(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const vigil = toVigilError(error);
   // An unreachable store is an outage to report, not a bug to trace.
   if (vigil.code === 'VIGIL_STORE_UNAVAILABLE') request.log.warn({ code: vigil.code }, vigil.message);
@@ -67,12 +64,52 @@ function handle(
   return reply.code(vigil.statusCode).type('application/json; charset=utf-8').send(errorBody(vigil));
 }
 
+/**
+ * For Fastify's `frameworkErrors` option: the router's own refusals (a URL that does not decode, an
+ * overlong path parameter) happen before any route's error handler, and would otherwise get Fastify's body.
+ */
+export function handleFrameworkError(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  handle(error, request, reply);
+}
+
+/** Errors of Node's HTTP parser that are not simply a malformed request. */
+const CONNECTION_ERRORS: Partial<Record<string, ErrorCode>> = {
+  HPE_HEADER_OVERFLOW: 'VIGIL_HEADERS_TOO_LARGE',
+  ERR_HTTP_REQUEST_TIMEOUT: 'VIGIL_REQUEST_TIMEOUT',
+};
+
+/**
+ * For Fastify's `clientErrorHandler`: bytes Node's HTTP parser cannot read as a request (a bad request
+ * line or header, broken framing, a body cut short) get the same error body as any other refusal, in
+ * place of Fastify's own, and the connection is closed.
+ */
+export function handleClientError(error: ConnectionError, socket: Socket): void {
+  const code = (error as { code?: string }).code ?? '';
+  if (code === 'ECONNRESET' || socket.destroyed) return;
+  const vigil = new VigilError(
+    CONNECTION_ERRORS[code] ?? 'VIGIL_BAD_REQUEST',
+    `malformed HTTP request (${code})`,
+  );
+  const body = JSON.stringify(errorBody(vigil));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${vigil.statusCode} ${STATUS_CODES[vigil.statusCode]}\r\n` +
+        'content-type: application/json; charset=utf-8\r\n' +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
+}
+
 /** Installs the one place errors become `{ error: { code, message, details } }`; stacks never leave the process. */
 export function setupErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler(handle);
   app.setNotFoundHandler((request, reply) =>
-    handle.call(
-      app,
+    handle(
       new VigilError('VIGIL_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
       request,
       reply,

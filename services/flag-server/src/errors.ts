@@ -16,6 +16,10 @@ export const ERRORS = {
   VIGIL_VERSION_CONFLICT: 412,
   VIGIL_PRECONDITION_REQUIRED: 428,
   VIGIL_PAYLOAD_TOO_LARGE: 413,
+  /** The request's headers are larger than the server reads (answered before any route is chosen). */
+  VIGIL_HEADERS_TOO_LARGE: 431,
+  /** The request did not arrive in time (answered before any route is chosen). */
+  VIGIL_REQUEST_TIMEOUT: 408,
   VIGIL_UNSUPPORTED_MEDIA_TYPE: 415,
   VIGIL_RATE_LIMITED: 429,
   VIGIL_INTERNAL: 500,

@@ -1,5 +1,5 @@
 import { type FieldIssue, zodIssues } from '@vigil/proto';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { VigilError } from './errors.js';
 import type { Expectation } from './store/store.js';
@@ -81,4 +81,44 @@ export function expectation(
     return { version: current.version };
   }
   return match;
+}
+
+/** Deepest nesting of arrays and objects a JSON body may have; a flag needs a handful of levels. */
+export const MAX_JSON_DEPTH = 64;
+
+/** True when `text` nests arrays and objects deeper than `limit` (brackets inside strings do not count). */
+export function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 /* [ */ || c === 123 /* { */) {
+      if (++depth > limit) return true;
+    } else if (c === 93 /* ] */ || c === 125 /* } */) depth--;
+  }
+  return false;
+}
+
+/**
+ * Fastify's JSON body parser, but refusing bodies nested deeper than {@link MAX_JSON_DEPTH} with a 400:
+ * validating, cloning or freezing a value nested thousands deep overflows the stack, which was a 500.
+ */
+export function setupJsonBodies(app: FastifyInstance): void {
+  const parse = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string;
+    if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+      done(
+        new VigilError('VIGIL_BAD_REQUEST', `JSON body nested deeper than ${MAX_JSON_DEPTH} levels`),
+        undefined,
+      );
+      return;
+    }
+    parse(request, text, done);
+  });
 }

@@ -73,6 +73,27 @@ describe('segments', () => {
     expect((await server.store.snapshot('production')).revision).toBe(2);
   });
 
+  it('of concurrent PUTs with the same If-Match exactly one wins; the others get 412', async () => {
+    const created = await server.app.inject({
+      method: 'PUT',
+      url: `${SEGMENTS}/beta`,
+      headers: admin,
+      payload: segment('beta'),
+    });
+    const racing = await Promise.all(
+      [1, 2, 3, 4].map((n) =>
+        server.app.inject({
+          method: 'PUT',
+          url: `${SEGMENTS}/beta`,
+          headers: { ...admin, 'if-match': created.headers.etag as string },
+          payload: segment('beta', { included: [`u${n}`] }),
+        }),
+      ),
+    );
+    expect(racing.map((r) => r.statusCode).sort()).toEqual([200, 412, 412, 412]);
+    expect((await server.store.snapshot('production')).revision).toBe(2);
+  });
+
   it('refuses to delete a segment a flag rule uses (409), then deletes it once unused', async () => {
     await server.app.inject({
       method: 'PUT',

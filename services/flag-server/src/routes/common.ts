@@ -6,10 +6,12 @@ import { VigilError } from '../errors.js';
 import type { WriteMeta } from '../store/store.js';
 
 export const envParams = z.strictObject({ env: environmentSchema });
-export const keyParams = envParams.extend({ key: keySchema });
+export const keyParams = envParams.extend({ key: keySchema.describe("The flag's key") });
 
 /** Body of kill, revive: why (recorded in the audit log). */
-export const reasonBodySchema = z.strictObject({ reason: z.string().trim().min(1, 'required').max(2048) });
+export const reasonBodySchema = z.strictObject({
+  reason: z.string().trim().min(1, 'required').max(2048).describe('Why; recorded in the audit log'),
+});
 
 /** Optional `X-Vigil-Reason` header: why a configuration write was made (recorded in the audit log). */
 const reasonHeaderSchema = z.string().max(2048).optional();

@@ -1,8 +1,8 @@
-import { contextSchema, keySchema } from '@vigil/proto';
+import { contextSchema, KEY_PATTERN, keySchema } from '@vigil/proto';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Environments } from '../environments.js';
-import { doc, errors, ref } from '../openapi.js';
+import { AUTH_ERRORS, doc, errors, ref, reply } from '../openapi.js';
 import { parseRequest } from '../request.js';
 import { envParams } from './common.js';
 
@@ -24,21 +24,38 @@ export async function evaluateRoutes(app: FastifyInstance, options: { envs: Envi
       schema: {
         tags: ['evaluation'],
         summary: 'Evaluate flags for a context',
+        description:
+          'Evaluated from the same in-memory state the streams serve, with the evaluator the SDKs use, so the ' +
+          'results match theirs. The context is at most 64 KiB as JSON. An unknown flag key gives ' +
+          '`reason: ERROR`, `errorCode: FLAG_NOT_FOUND`, `value: null`.',
         params: doc(envParams),
         body: {
           type: 'object',
           required: ['context'],
-          properties: { context: ref('Context'), flags: { type: 'array', items: { type: 'string' } } },
-        },
-        response: {
-          200: {
-            type: 'object',
-            properties: {
-              revision: { type: 'integer' },
-              results: { type: 'object', additionalProperties: { type: 'object' } },
+          additionalProperties: false,
+          properties: {
+            context: ref('Context'),
+            flags: {
+              type: 'array',
+              maxItems: 1000,
+              items: { type: 'string', pattern: KEY_PATTERN.source },
+              description: 'Flags to evaluate; every flag of the environment when absent',
             },
           },
-          ...errors(400, 401, 403, 503),
+        },
+        response: {
+          200: reply(
+            "The environment's revision and, per flag key, the evaluation: `value` (null for the caller's " +
+              'default), `variant`, `reason`, and when they apply `errorCode`, `detail`, `ruleId`, `flagVersion`',
+            {
+              type: 'object',
+              properties: {
+                revision: { type: 'integer' },
+                results: { type: 'object', additionalProperties: { type: 'object' } },
+              },
+            },
+          ),
+          ...errors('VIGIL_BAD_REQUEST', ...AUTH_ERRORS, 'VIGIL_STORE_UNAVAILABLE'),
         },
       },
     },

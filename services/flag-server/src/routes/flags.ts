@@ -1,8 +1,8 @@
-import { environmentIssues, type Flag, validateFlag } from '@vigil/proto';
+import { environmentIssues, type Flag, flagIssues, validateFlag } from '@vigil/proto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { VigilError } from '../errors.js';
 import type { ServerMetrics } from '../metrics.js';
-import { doc, errors, ref } from '../openapi.js';
+import { AUTH_ERRORS, doc, errors, etagHeader, ref, reply, requestHeaders } from '../openapi.js';
 import { etag, expectation, ifMatch, notModified, parseRequest } from '../request.js';
 import type { EnvSnapshot, Store } from '../store/store.js';
 import {
@@ -41,6 +41,16 @@ async function validateForEnv(
   const flags = new Map(snapshot.flags.map((f) => [f.key, f]));
   flags.set(flag.key, flag);
   const issues = environmentIssues(flag, flags, new Set(snapshot.segments.map((s) => s.key)));
+  // The store keeps a flag's schedule across a put (only the schedule routes change it), so the flag as
+  // it will be stored, with that schedule, must pass the same checks: new variants may not orphan it.
+  const kept = snapshot.flags.find((f) => f.key === flag.key)?.schedule;
+  if (kept) {
+    for (const issue of flagIssues({ ...flag, schedule: kept })) {
+      if (issue.field.startsWith('schedule')) {
+        issues.push({ field: issue.field, message: `${issue.message} (the schedule the flag keeps)` });
+      }
+    }
+  }
   if (issues.length > 0) throw invalid([], issues, 'flag');
   return { env, flag, snapshot };
 }
@@ -49,7 +59,16 @@ function sendFlag(reply: FastifyReply, flag: Flag, status = 200): FastifyReply {
   return reply.code(status).header('etag', etag(flag.version)).send(flag);
 }
 
-const flagResponse = { 200: ref('Flag') };
+const FLAG_ETAG = etagHeader("The flag's version");
+
+/** A write's 400: a malformed request, or a flag refused at write time. */
+const FLAG_REFUSED = [
+  ['VIGIL_BAD_REQUEST', 'a malformed path parameter or header, or a body that is not JSON.'],
+  [
+    'VIGIL_INVALID_CONFIG',
+    "the flag is refused (its own fields, or its prerequisites and segments against the environment's); `details` names every bad field.",
+  ],
+] as const;
 
 /** Flags CRUD and the kill switch, under `/api/v1/envs/:env/flags`. */
 export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions): Promise<void> {
@@ -63,13 +82,18 @@ export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions
       schema: {
         tags: ['flags'],
         summary: "An environment's flags",
+        description: 'Sorted by key. An environment never written answers an empty list at revision 0.',
         params: doc(envParams),
         response: {
-          200: {
-            type: 'object',
-            properties: { revision: { type: 'integer' }, flags: { type: 'array', items: ref('Flag') } },
-          },
-          ...errors(400, 401, 403),
+          200: reply(
+            "The environment's revision and its flags",
+            {
+              type: 'object',
+              properties: { revision: { type: 'integer' }, flags: { type: 'array', items: ref('Flag') } },
+            },
+            etagHeader("The environment's revision"),
+          ),
+          ...errors('VIGIL_BAD_REQUEST', ...AUTH_ERRORS, 'VIGIL_STORE_UNAVAILABLE'),
         },
       },
     },
@@ -91,9 +115,23 @@ export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions
       schema: {
         tags: ['flags'],
         summary: 'Create a flag (409 if the key exists)',
+        description:
+          'The server sets `version`, `createdAt` and `updatedAt`; a created flag may carry a kill switch and a schedule.',
         params: doc(envParams),
+        headers: requestHeaders('x-vigil-reason'),
         body: ref('Flag'),
-        response: { 201: ref('Flag'), ...errors(400, 401, 403, 409, 503) },
+        response: {
+          201: reply('The flag as stored', ref('Flag'), {
+            ...FLAG_ETAG,
+            location: { type: 'string', description: "The flag's URL" },
+          }),
+          ...errors(
+            ...FLAG_REFUSED,
+            ...AUTH_ERRORS,
+            ['VIGIL_ALREADY_EXISTS', 'a flag with this key exists in the environment.'],
+            'VIGIL_STORE_UNAVAILABLE',
+          ),
+        },
       },
     },
     async (request, reply) => {
@@ -113,7 +151,17 @@ export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions
         tags: ['flags'],
         summary: 'One flag; ETag is its version',
         params: doc(keyParams),
-        response: { ...flagResponse, ...errors(400, 401, 403, 404) },
+        headers: requestHeaders('if-none-match'),
+        response: {
+          200: reply('The flag', ref('Flag'), FLAG_ETAG),
+          304: reply('Not modified: `If-None-Match` names the current version', undefined, FLAG_ETAG),
+          ...errors(
+            'VIGIL_BAD_REQUEST',
+            ...AUTH_ERRORS,
+            ['VIGIL_NOT_FOUND', 'no flag with this key in the environment.'],
+            'VIGIL_STORE_UNAVAILABLE',
+          ),
+        },
       },
     },
     async (request, reply) => {
@@ -132,13 +180,25 @@ export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions
       config: { access: 'admin' },
       schema: {
         tags: ['flags'],
-        summary: 'Create or replace a flag; If-Match: "<version>" refuses a lost update with 412',
+        summary: 'Create or replace a flag; `If-Match: "<version>"` refuses a lost update with 412',
         description:
-          'The kill switch is not changed by a PUT (use kill/revive); version and timestamps are set by the server. ' +
-          'X-Vigil-Reason is recorded in the audit log.',
+          'The body is the whole flag; a `key` in it must equal the key in the URL (it may be left out). ' +
+          'An update keeps the stored kill switch and schedule whatever the body says (use kill/revive and the ' +
+          'schedule routes); version and timestamps are set by the server.',
         params: doc(keyParams),
+        headers: requestHeaders('if-match', 'x-vigil-reason'),
         body: ref('Flag'),
-        response: { ...flagResponse, 201: ref('Flag'), ...errors(400, 401, 403, 412, 503) },
+        response: {
+          200: reply('Replaced: the flag as stored', ref('Flag'), FLAG_ETAG),
+          201: reply('Created: the flag as stored', ref('Flag'), FLAG_ETAG),
+          ...errors(
+            ...FLAG_REFUSED,
+            ...AUTH_ERRORS,
+            ['VIGIL_NOT_FOUND', '`If-Match` names a version of a flag that does not exist.'],
+            'VIGIL_VERSION_CONFLICT',
+            'VIGIL_STORE_UNAVAILABLE',
+          ),
+        },
       },
     },
     async (request, reply) => {
@@ -165,9 +225,17 @@ export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions
         tags: ['flags'],
         summary: 'Delete a flag (409 while other flags require it as a prerequisite)',
         params: doc(keyParams),
+        headers: requestHeaders('if-match', 'x-vigil-reason'),
         response: {
-          204: { type: 'null', description: 'Deleted' },
-          ...errors(400, 401, 403, 404, 409, 412, 503),
+          204: reply('Deleted'),
+          ...errors(
+            'VIGIL_BAD_REQUEST',
+            ...AUTH_ERRORS,
+            ['VIGIL_NOT_FOUND', 'no flag with this key in the environment.'],
+            ['VIGIL_IN_USE', 'other flags name it as a prerequisite (`details.dependents`).'],
+            'VIGIL_VERSION_CONFLICT',
+            'VIGIL_STORE_UNAVAILABLE',
+          ),
         },
       },
     },
@@ -209,9 +277,22 @@ export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions
           summary: killed
             ? 'Kill a flag: serve its offVariant to everyone (idempotent, no version check)'
             : 'Revive a killed flag: serve exactly what it served before the kill (idempotent)',
+          description: killed
+            ? 'Sets `killed`, `killedAt`, `killedBy` (the token name) and `killReason`: a new version that reaches ' +
+              'every SDK as a patch. Killing a killed flag changes nothing and writes no version.'
+            : 'Clears the kill switch: a new version serving what the flag served before the kill. Reviving a ' +
+              'flag that is not killed changes nothing.',
           params: doc(keyParams),
           body: doc(reasonBodySchema),
-          response: { ...flagResponse, ...errors(400, 401, 403, 404, 503) },
+          response: {
+            200: reply('The flag as stored', ref('Flag'), FLAG_ETAG),
+            ...errors(
+              ['VIGIL_BAD_REQUEST', 'a malformed path parameter, or no `reason`.'],
+              ...AUTH_ERRORS,
+              ['VIGIL_NOT_FOUND', 'no flag with this key in the environment.'],
+              'VIGIL_STORE_UNAVAILABLE',
+            ),
+          },
         },
       },
       async (request, reply) => {

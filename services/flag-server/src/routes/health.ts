@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { authorize, bearerToken, type Tokens } from '../auth.js';
 import { VigilError } from '../errors.js';
-import { doc, errors, ref } from '../openapi.js';
+import { AUTH_ERRORS, doc, errors, ref, reply } from '../openapi.js';
 import { parseRequest } from '../request.js';
 import type { Store } from '../store/store.js';
 import { keyParams } from './common.js';
@@ -17,9 +17,12 @@ const flagBoolean = z.enum(['1', '0', 'true', 'false']).transform((v) => v === '
 
 export const healthQuerySchema = z.strictObject({
   /** Answer 503 when the gate is `fail` (for gates that only look at the status code, like Flagger's). */
-  gate: flagBoolean.optional(),
+  gate: flagBoolean.optional().describe('`1` or `true`: answer 503 when the gate is `fail`'),
   /** With `gate`: also answer 503 while the gate is `wait` (no verdict with enough samples yet). */
-  require: z.enum(['healthy']).optional(),
+  require: z
+    .enum(['healthy'])
+    .optional()
+    .describe('With `gate`: `healthy` also answers 503 while the gate is `wait`'),
 });
 
 /** What Flagger POSTs to a webhook: the canary's name and phase, and the webhook's `metadata`. */
@@ -114,12 +117,19 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRouteOpt
     params: doc(keyParams),
     querystring: doc(healthQuerySchema),
     response: {
-      200: ref('FlagHealth'),
-      503: {
-        description: 'With ?gate=1: the gate is fail (or wait, with require=healthy)',
-        ...ref('FlagHealth'),
-      },
-      ...errors(400, 401, 403, 404),
+      200: reply(
+        "The guardian's verdict on the current version; `gate` says what a deployment should do (`Cache-Control: no-store`)",
+        ref('FlagHealth'),
+      ),
+      ...errors('VIGIL_BAD_REQUEST', ...AUTH_ERRORS, [
+        'VIGIL_NOT_FOUND',
+        'no flag with this key in the environment.',
+      ]),
+      503: reply(
+        'With `?gate=1`: the gate is `fail` (or `wait`, with `require=healthy`); the body is the same FlagHealth. ' +
+          'Or `VIGIL_STORE_UNAVAILABLE` (an Error body): the store cannot be reached.',
+        ref('FlagHealth'),
+      ),
     },
   };
 
@@ -130,6 +140,9 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRouteOpt
       schema: {
         ...schema,
         summary: "The guardian's verdict on the flag's current version (an Argo Rollouts web metric)",
+        description:
+          '`status` is `insufficient_data` while the guardian has no verdict on this version (after a change, ' +
+          'or with no guardian running); a killed flag fails the gate whatever the verdict.',
       },
     },
     answer,
@@ -141,6 +154,10 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRouteOpt
       schema: {
         ...schema,
         summary: "The guardian's verdict as a Flagger webhook gate (token as Bearer or in metadata.token)",
+        description:
+          "Flagger cannot send headers: the token may come in the webhook body's `metadata.token` instead of " +
+          '`Authorization`. Any other body is ignored. Answers as the GET does.',
+        'x-vigil-access': 'read',
       },
     },
     async (request, reply) => {

@@ -5,7 +5,7 @@ import { principalOf } from '../auth.js';
 import { VigilError } from '../errors.js';
 import { renderPostmortem } from '../incidents/postmortem.js';
 import type { ServerMetrics } from '../metrics.js';
-import { doc, errors, ref } from '../openapi.js';
+import { AUTH_ERRORS, doc, errors, ref, reply } from '../openapi.js';
 import { parseRequest } from '../request.js';
 import type { Store } from '../store/store.js';
 
@@ -18,18 +18,22 @@ export interface IncidentRouteOptions {
   publicUrl?: string;
 }
 
-const idParams = z.strictObject({ id: z.string().min(1).max(128) });
+const idParams = z.strictObject({ id: z.string().min(1).max(128).describe("The incident's id") });
 
 export const incidentQuerySchema = z.strictObject({
-  env: environmentSchema.optional(),
-  status: z.enum(INCIDENT_STATUSES).optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
+  env: environmentSchema.optional().describe('Only incidents of this environment'),
+  status: z.enum(INCIDENT_STATUSES).optional().describe('Only incidents in this state'),
+  limit: z.coerce.number().int().min(1).max(500).default(50).describe('Most incidents returned'),
 });
 
 /** Body of ack and resolve: an optional note for the timeline. */
 export const incidentNoteSchema = z
-  .strictObject({ note: z.string().trim().min(1).max(4096).optional() })
+  .strictObject({
+    note: z.string().trim().min(1).max(4096).optional().describe("Recorded in the incident's timeline"),
+  })
   .default({});
+
+const NO_INCIDENT = ['VIGIL_NOT_FOUND', 'no incident with this id.'] as const;
 
 /** The episode an incident belongs to: one flag version's regression (as the guardian claims it). */
 export function episodeKey(incident: Pick<Incident, 'env' | 'flag' | 'flagVersion'>): string {
@@ -87,10 +91,14 @@ export async function incidentRoutes(app: FastifyInstance, options: IncidentRout
       schema: {
         tags: ['incidents'],
         summary: 'Incidents, newest first, optionally of one environment or status',
+        description: 'Newest first by detection time.',
         querystring: doc(incidentQuerySchema),
         response: {
-          200: { type: 'object', properties: { incidents: { type: 'array', items: ref('Incident') } } },
-          ...errors(400, 401, 403),
+          200: reply('The incidents', {
+            type: 'object',
+            properties: { incidents: { type: 'array', items: ref('Incident') } },
+          }),
+          ...errors('VIGIL_BAD_REQUEST', ...AUTH_ERRORS, 'VIGIL_STORE_UNAVAILABLE'),
         },
       },
     },
@@ -113,7 +121,10 @@ export async function incidentRoutes(app: FastifyInstance, options: IncidentRout
         tags: ['incidents'],
         summary: 'One incident with its timeline',
         params: doc(idParams),
-        response: { 200: ref('Incident'), ...errors(400, 401, 403, 404) },
+        response: {
+          200: reply('The incident', ref('Incident')),
+          ...errors('VIGIL_BAD_REQUEST', ...AUTH_ERRORS, NO_INCIDENT, 'VIGIL_STORE_UNAVAILABLE'),
+        },
       },
     },
     async (request) => {
@@ -136,9 +147,19 @@ export async function incidentRoutes(app: FastifyInstance, options: IncidentRout
             to === 'acknowledged'
               ? 'Acknowledge an incident (idempotent); stops its escalation'
               : 'Resolve an incident (idempotent); ends its episode and resolves it downstream',
+          description:
+            to === 'acknowledged'
+              ? 'Sets `acknowledgedAt` and `acknowledgedBy` (the token name) and adds an `acknowledged` timeline ' +
+                'entry; the guardian tells the integrations. On an acknowledged or resolved incident it changes nothing.'
+              : 'Sets `resolvedAt` and `resolvedBy` and adds a `resolved` timeline entry (an open incident skips the ' +
+                'acknowledgement); the guardian tells the integrations. The same flag version never opens a second ' +
+                'incident. On a resolved incident it changes nothing.',
           params: doc(idParams),
           body: doc(incidentNoteSchema),
-          response: { 200: ref('Incident'), ...errors(400, 401, 403, 404, 503) },
+          response: {
+            200: reply('The incident as stored', ref('Incident')),
+            ...errors('VIGIL_BAD_REQUEST', ...AUTH_ERRORS, NO_INCIDENT, 'VIGIL_STORE_UNAVAILABLE'),
+          },
         },
       },
       async (request) => {
@@ -166,9 +187,17 @@ export async function incidentRoutes(app: FastifyInstance, options: IncidentRout
       schema: {
         tags: ['incidents'],
         summary: "A Markdown draft of the incident's postmortem",
+        description:
+          'Summary, impact (each cohort against the control), timeline, time to detect, mitigate, acknowledge and ' +
+          'resolve, and sections for people to complete (root cause, action items).',
         params: doc(idParams),
-        produces: ['text/markdown'],
-        response: { 200: { type: 'string', description: 'Markdown' }, ...errors(400, 401, 403, 404) },
+        response: {
+          200: {
+            description: 'The draft, as `text/markdown; charset=utf-8`',
+            content: { 'text/markdown': { schema: { type: 'string' } } },
+          },
+          ...errors('VIGIL_BAD_REQUEST', ...AUTH_ERRORS, NO_INCIDENT, 'VIGIL_STORE_UNAVAILABLE'),
+        },
       },
     },
     async (request, reply) => {

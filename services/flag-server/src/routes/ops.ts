@@ -1,7 +1,7 @@
 import type { FastifyInstance, LogLevel } from 'fastify';
 import { VigilError } from '../errors.js';
 import type { ServerMetrics } from '../metrics.js';
-import { errors } from '../openapi.js';
+import { errors, reply } from '../openapi.js';
 import type { Store } from '../store/store.js';
 
 /** `/healthz` (the process answers), `/readyz` (the store answers) and `/metrics` (Prometheus). */
@@ -14,7 +14,14 @@ export async function opsRoutes(
 
   app.get(
     '/healthz',
-    { logLevel, schema: { ...ops, summary: 'Liveness: 200 while the process runs' } },
+    {
+      logLevel,
+      schema: {
+        ...ops,
+        summary: 'Liveness: 200 while the process runs',
+        response: { 200: reply('`{ "status": "ok" }`', { type: 'object' }) },
+      },
+    },
     async () => ({
       status: 'ok',
     }),
@@ -24,7 +31,17 @@ export async function opsRoutes(
     '/readyz',
     {
       logLevel,
-      schema: { ...ops, summary: 'Readiness: 200 when the store answers, else 503', response: errors(503) },
+      schema: {
+        ...ops,
+        summary: 'Readiness: 200 when the store answers, else 503',
+        description:
+          'While it answers 503 the server still serves SDKs (polling, streams, evaluation) from memory; only writes ' +
+          'and admin reads need the store.',
+        response: {
+          200: reply('`{ "status": "ready", "store": "redis" | "embedded" }`', { type: 'object' }),
+          ...errors(['VIGIL_STORE_UNAVAILABLE', 'the store did not answer a ping.']),
+        },
+      },
     },
     async () => {
       try {
@@ -41,7 +58,20 @@ export async function opsRoutes(
 
   app.get(
     '/metrics',
-    { logLevel, schema: { ...ops, summary: 'Prometheus metrics' } },
+    {
+      logLevel,
+      schema: {
+        ...ops,
+        summary: 'Prometheus metrics',
+        description: 'The names are listed in [operations.md](operations.md#metrics-and-alerts).',
+        response: {
+          200: {
+            description: 'The Prometheus text exposition format',
+            content: { 'text/plain': { schema: { type: 'string' } } },
+          },
+        },
+      },
+    },
     async (_request, reply) => {
       const text = await metrics.registry.metrics();
       return reply

@@ -11,7 +11,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { isVigilError, VigilError } from '../errors.js';
 import type { ServerMetrics } from '../metrics.js';
-import { doc, errors, ref } from '../openapi.js';
+import { AUTH_ERRORS, doc, errors, etagHeader, ref, reply, requestHeaders } from '../openapi.js';
 import { etag, expectation, ifMatch, parseRequest } from '../request.js';
 import type { Expectation, Store, WriteMeta } from '../store/store.js';
 import { invalid, keyParams, writeMeta } from './common.js';
@@ -25,8 +25,15 @@ export interface ScheduleRouteOptions {
 
 /** Body of `PUT .../schedule`: the variant to roll out and its steps. */
 export const scheduleBodySchema = z.strictObject({
-  variant: keySchema,
-  steps: z.array(scheduleStepSchema).min(1).max(50),
+  variant: keySchema.describe('The variant to roll out; not the offVariant, which the other contexts get'),
+  steps: z
+    .array(scheduleStepSchema)
+    .min(1)
+    .max(50)
+    .describe(
+      'Percentages (above 0, at most three decimals, never lower than the step before) and holds: ' +
+        'whole seconds, or a number followed by ms, s, m, h or d',
+    ),
 });
 
 /** Schedules that are still to run: a new PUT restarts them, pause/resume/abort act on them. */
@@ -42,7 +49,8 @@ export function scheduleIssues(flag: Flag, body: z.output<typeof scheduleBodySch
   }
   body.steps.forEach((step, i) => {
     if (step.percent <= 0) issues.push({ field: `steps[${i}].percent`, message: 'must be above 0' });
-    if (Math.round(step.percent * 1000) !== step.percent * 1000)
+    // Compared as the nearest double to a three-decimal number: 32.044 * 1000 is 32043.999999999996.
+    if (Math.round(step.percent * 1000) / 1000 !== step.percent)
       issues.push({ field: `steps[${i}].percent`, message: 'has more than three decimals' });
     const previous = body.steps[i - 1];
     if (previous && step.percent < previous.percent)
@@ -77,8 +85,18 @@ function sendFlag(reply: FastifyReply, flag: Flag): FastifyReply {
 }
 
 const actionBodySchema = z
-  .strictObject({ reason: z.string().trim().min(1).max(2048).optional() })
+  .strictObject({
+    reason: z
+      .string()
+      .trim()
+      .min(1)
+      .max(2048)
+      .optional()
+      .describe('Why; recorded in the audit log (over X-Vigil-Reason)'),
+  })
   .default({});
+
+const FLAG_ETAG = etagHeader("The flag's version");
 
 /**
  * Progressive schedules, under `/api/v1/envs/:env/flags/:key/schedule`. The schedule lives on the
@@ -128,12 +146,32 @@ export async function scheduleRoutes(app: FastifyInstance, options: ScheduleRout
         tags: ['schedules'],
         summary: "Start (or restart) a flag's progressive rollout",
         description:
-          'Steps raise the share of contexts served `variant` (the rest get the offVariant); the guardian ' +
-          'moves to the next step once the hold passed with a healthy verdict and enough samples, kills ' +
-          'the flag and marks the schedule rolled_back on a regression. If-Match: "<version>" refuses a lost update.',
+          'Steps raise the share of contexts served `variant` (the rest get the offVariant). The guardian ' +
+          'moves to the next step once the hold passed with a healthy verdict and enough samples; on a ' +
+          'regression it holds the step and, under an auto-kill severity, kills the flag, which marks the ' +
+          'schedule `rolled_back`. `If-Match: "<version>"` refuses a lost update.',
         params: doc(keyParams),
+        headers: requestHeaders('if-match', 'x-vigil-reason'),
         body: doc(scheduleBodySchema),
-        response: { 200: ref('Flag'), ...errors(400, 401, 403, 404, 409, 412, 503) },
+        response: {
+          200: reply(
+            'The flag with its schedule (`status: pending`, `stepIndex: -1`)',
+            ref('Flag'),
+            FLAG_ETAG,
+          ),
+          ...errors(
+            'VIGIL_BAD_REQUEST',
+            [
+              'VIGIL_INVALID_CONFIG',
+              'the schedule does not fit the flag (an unknown variant or the offVariant, a bad percentage).',
+            ],
+            ...AUTH_ERRORS,
+            ['VIGIL_NOT_FOUND', 'no flag with this key in the environment.'],
+            ['VIGIL_INVALID_STATE', 'the flag is killed; revive it first.'],
+            'VIGIL_VERSION_CONFLICT',
+            'VIGIL_STORE_UNAVAILABLE',
+          ),
+        },
       },
     },
     async (request, reply) => {
@@ -199,8 +237,24 @@ export async function scheduleRoutes(app: FastifyInstance, options: ScheduleRout
                 ? 'Resume a paused schedule at the same step with the hold that was left (idempotent)'
                 : 'Abort a schedule; the flag keeps serving what it serves now (idempotent)',
           params: doc(keyParams),
+          headers: requestHeaders('x-vigil-reason'),
           body: doc(actionBodySchema),
-          response: { 200: ref('Flag'), ...errors(400, 401, 403, 404, 409, 503) },
+          response: {
+            200: reply('The flag with its schedule', ref('Flag'), FLAG_ETAG),
+            ...errors(
+              'VIGIL_BAD_REQUEST',
+              ...AUTH_ERRORS,
+              ['VIGIL_NOT_FOUND', 'no flag with this key, or the flag has no schedule.'],
+              [
+                'VIGIL_INVALID_STATE',
+                action === 'abort'
+                  ? 'the schedule completed or was rolled back; `details.status` says which.'
+                  : 'the schedule is finished (completed, rolled back or aborted); `details.status` says which.',
+              ],
+              ['VIGIL_VERSION_CONFLICT', 'the flag kept changing while the write was retried.'],
+              'VIGIL_STORE_UNAVAILABLE',
+            ),
+          },
         },
       },
       async (request, reply) => {

@@ -4,7 +4,7 @@ import { principalOf } from '../auth.js';
 import type { Environments } from '../environments.js';
 import { VigilError } from '../errors.js';
 import type { ServerMetrics } from '../metrics.js';
-import { errors, ref } from '../openapi.js';
+import { AUTH_ERRORS, errors, ref, reply, requestHeaders } from '../openapi.js';
 import { etag, notModified, parseRequest } from '../request.js';
 import type { Store } from '../store/store.js';
 
@@ -58,22 +58,32 @@ export async function sdkRoutes(app: FastifyInstance, options: SdkRouteOptions):
         tags: ['sdk'],
         summary: "The key's environment as a snapshot; ETag is the revision (304 on If-None-Match)",
         description:
-          'Client keys (sdk-client) see only clientSide flags and the segments those flags reference.',
+          'The polling fallback and the bootstrap path, answered from memory (also while the store is down). ' +
+          'Client keys (`sdk-client`) see only `clientSide` flags and the segments those flags reference. ' +
+          'Any origin may call it (CORS `*`).',
         querystring: {
           type: 'object',
           properties: { key: { type: 'string', description: 'SDK key (browsers)' } },
         },
+        headers: requestHeaders('if-none-match'),
         response: {
-          200: {
-            type: 'object',
-            properties: {
-              revision: { type: 'integer' },
-              flags: { type: 'array', items: ref('Flag') },
-              segments: { type: 'array', items: ref('Segment') },
+          200: reply(
+            'The snapshot: the same `{ revision, flags, segments }` a stream snapshot carries (`Cache-Control: no-cache`)',
+            {
+              type: 'object',
+              properties: {
+                revision: { type: 'integer' },
+                flags: { type: 'array', items: ref('Flag') },
+                segments: { type: 'array', items: ref('Segment') },
+              },
             },
-          },
-          304: { type: 'null', description: 'Not modified' },
-          ...errors(401, 403, 503),
+            { etag: { type: 'string', description: 'The revision as an entity tag, e.g. `"42"`' } },
+          ),
+          304: reply('Not modified: `If-None-Match` names the current revision'),
+          ...errors(...AUTH_ERRORS, [
+            'VIGIL_STORE_UNAVAILABLE',
+            'the environment is not in memory yet and the store cannot be reached.',
+          ]),
         },
       },
     },
@@ -99,11 +109,24 @@ export async function sdkRoutes(app: FastifyInstance, options: SdkRouteOptions):
         tags: ['sdk'],
         summary: 'Cohort summaries from an SDK, for the guardian',
         description:
-          "A summary's env, when given, must be the key's environment (it defaults to it); client keys may only report clientSide flags.",
+          "At most 5000 summaries per request. A summary's `env`, when given, must be the key's environment " +
+          '(it defaults to it); client keys may only report `clientSide` flags. Accepted summaries go to the ' +
+          "store's metrics stream, which the guardians read.",
         body: ref('MetricsBatch'),
         response: {
-          202: { type: 'object', properties: { accepted: { type: 'integer' } } },
-          ...errors(400, 401, 403, 503),
+          202: reply('Accepted: `{ "accepted": <number of summaries> }`', {
+            type: 'object',
+            properties: { accepted: { type: 'integer' } },
+          }),
+          ...errors(
+            ['VIGIL_BAD_REQUEST', 'the batch is malformed; `details` names every bad field.'],
+            'VIGIL_UNAUTHORIZED',
+            [
+              'VIGIL_FORBIDDEN',
+              "not an SDK key, or summaries outside the key's reach (another environment, a server-side flag for a client key).",
+            ],
+            'VIGIL_STORE_UNAVAILABLE',
+          ),
         },
       },
     },

@@ -1,11 +1,15 @@
-import { type Segment, validateSegment } from '@vigil/proto';
+import { keySchema, type Segment, validateSegment } from '@vigil/proto';
 import type { FastifyInstance } from 'fastify';
 import { VigilError } from '../errors.js';
 import type { ServerMetrics } from '../metrics.js';
-import { doc, errors, ref } from '../openapi.js';
+import { AUTH_ERRORS, doc, errors, etagHeader, ref, reply, requestHeaders } from '../openapi.js';
 import { etag, expectation, ifMatch, notModified, parseRequest } from '../request.js';
 import type { Store } from '../store/store.js';
-import { envParams, invalid, keyParams, paramIssues, withUrlKey, writeMeta } from './common.js';
+import { envParams, invalid, paramIssues, withUrlKey, writeMeta } from './common.js';
+
+const keyParams = envParams.extend({ key: keySchema.describe("The segment's key") });
+
+const SEGMENT_ETAG = etagHeader("The segment's version");
 
 export interface SegmentRouteOptions {
   store: Store;
@@ -43,13 +47,14 @@ export async function segmentRoutes(app: FastifyInstance, options: SegmentRouteO
       schema: {
         tags: ['segments'],
         summary: "An environment's segments",
+        description: 'Sorted by key.',
         params: doc(envParams),
         response: {
-          200: {
+          200: reply("The environment's revision and its segments", {
             type: 'object',
             properties: { revision: { type: 'integer' }, segments: { type: 'array', items: ref('Segment') } },
-          },
-          ...errors(400, 401, 403),
+          }),
+          ...errors('VIGIL_BAD_REQUEST', ...AUTH_ERRORS, 'VIGIL_STORE_UNAVAILABLE'),
         },
       },
     },
@@ -71,10 +76,16 @@ export async function segmentRoutes(app: FastifyInstance, options: SegmentRouteO
         tags: ['segments'],
         summary: 'One segment; ETag is its version',
         params: doc(keyParams),
+        headers: requestHeaders('if-none-match'),
         response: {
-          200: ref('Segment'),
-          304: { type: 'null', description: 'Not modified' },
-          ...errors(400, 401, 403, 404),
+          200: reply('The segment', ref('Segment'), SEGMENT_ETAG),
+          304: reply('Not modified: `If-None-Match` names the current version', undefined, SEGMENT_ETAG),
+          ...errors(
+            'VIGIL_BAD_REQUEST',
+            ...AUTH_ERRORS,
+            ['VIGIL_NOT_FOUND', 'no segment with this key in the environment.'],
+            'VIGIL_STORE_UNAVAILABLE',
+          ),
         },
       },
     },
@@ -95,9 +106,23 @@ export async function segmentRoutes(app: FastifyInstance, options: SegmentRouteO
       schema: {
         tags: ['segments'],
         summary: 'Create or replace a segment',
+        description:
+          'The body is the whole segment; a `key` in it must equal the key in the URL (it may be left out). ' +
+          'The server sets `version` and `updatedAt`.',
         params: doc(keyParams),
+        headers: requestHeaders('if-match', 'x-vigil-reason'),
         body: ref('Segment'),
-        response: { 200: ref('Segment'), 201: ref('Segment'), ...errors(400, 401, 403, 412, 503) },
+        response: {
+          200: reply('Replaced: the segment as stored', ref('Segment'), SEGMENT_ETAG),
+          201: reply('Created: the segment as stored', ref('Segment'), SEGMENT_ETAG),
+          ...errors(
+            'VIGIL_BAD_REQUEST',
+            ['VIGIL_INVALID_CONFIG', 'the segment is refused; `details` names every bad field.'],
+            ...AUTH_ERRORS,
+            'VIGIL_VERSION_CONFLICT',
+            'VIGIL_STORE_UNAVAILABLE',
+          ),
+        },
       },
     },
     async (request, reply) => {
@@ -122,7 +147,9 @@ export async function segmentRoutes(app: FastifyInstance, options: SegmentRouteO
           },
         );
       }
-      const saved = await store.putSegment(env, checked.value, meta);
+      // The check above answers the common case with a clear message (and 412 for a segment gone since
+      // it was read); the store checks the expectation again atomically, so racing writers cannot both win.
+      const saved = await store.putSegment(env, checked.value, meta, expected);
       metrics.writes.inc({ action: 'segment.upsert' });
       return reply
         .code(current ? 200 : 201)
@@ -139,7 +166,17 @@ export async function segmentRoutes(app: FastifyInstance, options: SegmentRouteO
         tags: ['segments'],
         summary: 'Delete a segment (409 while a flag rule uses it)',
         params: doc(keyParams),
-        response: { 204: { type: 'null', description: 'Deleted' }, ...errors(400, 401, 403, 404, 409, 503) },
+        headers: requestHeaders('x-vigil-reason'),
+        response: {
+          204: reply('Deleted'),
+          ...errors(
+            'VIGIL_BAD_REQUEST',
+            ...AUTH_ERRORS,
+            ['VIGIL_NOT_FOUND', 'no segment with this key in the environment.'],
+            ['VIGIL_IN_USE', 'a flag rule names it in an `inSegment` clause (`details.dependents`).'],
+            'VIGIL_STORE_UNAVAILABLE',
+          ),
+        },
       },
     },
     async (request, reply) => {

@@ -5,6 +5,8 @@ import { bearerToken, type Principal, type Tokens } from '../auth.js';
 import type { EnvState, PatchBody } from '../env-state.js';
 import type { Environments } from '../environments.js';
 import { toVigilError } from '../error-handler.js';
+import { VigilError } from '../errors.js';
+import { reply } from '../openapi.js';
 import type { Change, Store } from '../store/store.js';
 import type { Connection, StreamHub } from '../stream-hub.js';
 
@@ -91,6 +93,16 @@ function errorBytes(code: string, message: string): Buffer {
   return Buffer.from(JSON.stringify({ type: 'error', code, message }));
 }
 
+/** A plain GET of the stream (no upgrade) gets a 400 in the error shape instead of the plugin's empty 404. */
+async function upgradeOnly(request: FastifyRequest): Promise<void> {
+  if (!request.ws) {
+    throw new VigilError(
+      'VIGIL_BAD_REQUEST',
+      'GET /v1/stream is a WebSocket endpoint: send Connection: Upgrade and Upgrade: websocket',
+    );
+  }
+}
+
 /**
  * `GET /v1/stream`: the SDK stream. The key is checked after the upgrade so a bad key gets a protocol
  * `error` message and close code 4401 a client can act on (an HTTP 401 on the upgrade is opaque to
@@ -174,7 +186,19 @@ export async function streamRoutes(app: FastifyInstance, options: StreamRouteOpt
     return principal;
   }
 
-  app.get('/v1/stream', { websocket: true, schema: { hide: true } }, (socket, request) => {
+  const schema = {
+    tags: ['sdk'],
+    summary: 'The SDK stream: a WebSocket carrying a snapshot, then a patch for every change',
+    description:
+      'The key comes as `Authorization: Bearer`, `?key=`, or the subprotocol `vigil.<key>` (offer ' +
+      "`['vigil', 'vigil.<key>']`; the server selects `vigil`). It is checked after the upgrade: a refusal is " +
+      'an `error` message and a close code (4401, 4403, 1013), not an HTTP status. The messages, heartbeats, ' +
+      'close codes and resuming are in [wire-protocol.md](wire-protocol.md).',
+    'x-vigil-access': 'sdk',
+    response: { 101: reply('Switching Protocols: the WebSocket is open; send `hello`') },
+  } as const;
+
+  app.get('/v1/stream', { websocket: true, schema, preHandler: upgradeOnly }, (socket, request) => {
     let conn: Connection | undefined;
     // Handlers attach now (messages may arrive while the key is checked) and run in arrival order.
     let chain: Promise<unknown> = authenticate(request, socket).then((principal) => {

@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { createTokenSchema, principalOf, type Tokens } from '../auth.js';
-import { doc, errors, ref } from '../openapi.js';
+import { AUTH_ERRORS, doc, errors, ref, reply } from '../openapi.js';
 import { parseRequest } from '../request.js';
 
-const idParams = z.strictObject({ id: z.string().min(1).max(128) });
+const idParams = z.strictObject({ id: z.string().min(1).max(128).describe("The token's id (`tok_…`)") });
 
 /**
  * Tokens under `/api/v1/tokens` (admin tokens not bound to an environment only). The secret is in the
@@ -20,10 +20,23 @@ export async function tokenRoutes(app: FastifyInstance, options: { tokens: Token
       schema: {
         tags: ['tokens'],
         summary: 'Create a token; the secret is shown once, in this response',
+        description:
+          'An SDK key (`sdk-server` or `sdk-client`) holds exactly that one scope and needs `env`; other tokens ' +
+          'may be bound to an environment with `env`.',
         body: doc(createTokenSchema),
         response: {
-          201: { type: 'object', properties: { token: ref('TokenInfo'), secret: { type: 'string' } } },
-          ...errors(400, 401, 403),
+          201: reply('The token and its secret (`vgl_…`), which is never shown again', {
+            type: 'object',
+            properties: { token: ref('TokenInfo'), secret: { type: 'string' } },
+          }),
+          ...errors(
+            [
+              'VIGIL_BAD_REQUEST',
+              'a bad name, scope or env: a duplicate scope, an SDK key with another scope or without env.',
+            ],
+            ...AUTH_ERRORS,
+            'VIGIL_STORE_UNAVAILABLE',
+          ),
         },
       },
     },
@@ -47,8 +60,11 @@ export async function tokenRoutes(app: FastifyInstance, options: { tokens: Token
         tags: ['tokens'],
         summary: 'List tokens (never their secrets)',
         response: {
-          200: { type: 'object', properties: { tokens: { type: 'array', items: ref('TokenInfo') } } },
-          ...errors(401, 403),
+          200: reply('Every token, oldest first', {
+            type: 'object',
+            properties: { tokens: { type: 'array', items: ref('TokenInfo') } },
+          }),
+          ...errors(...AUTH_ERRORS, 'VIGIL_STORE_UNAVAILABLE'),
         },
       },
     },
@@ -62,8 +78,20 @@ export async function tokenRoutes(app: FastifyInstance, options: { tokens: Token
       schema: {
         tags: ['tokens'],
         summary: 'Delete a token; streams using it close (4401)',
+        description:
+          'Streams using it on this server close at once. Other replicas keep accepting it until their token ' +
+          'cache entry expires (`tokenCacheMs`, 5 s by default), then close its streams at their next heartbeat.',
         params: doc(idParams),
-        response: { 204: { type: 'null', description: 'Deleted' }, ...errors(401, 403, 404, 409) },
+        response: {
+          204: reply('Deleted'),
+          ...errors(
+            'VIGIL_BAD_REQUEST',
+            ...AUTH_ERRORS,
+            ['VIGIL_NOT_FOUND', 'no token with this id.'],
+            ['VIGIL_IN_USE', 'it is the last admin token not bound to an environment.'],
+            'VIGIL_STORE_UNAVAILABLE',
+          ),
+        },
       },
     },
     async (request, reply) => {

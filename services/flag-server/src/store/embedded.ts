@@ -199,9 +199,10 @@ export class EmbeddedStore implements Store {
     });
   }
 
-  putSegment(env: string, segment: Segment, meta: WriteMeta): Promise<Segment> {
+  putSegment(env: string, segment: Segment, meta: WriteMeta, expect?: Expectation): Promise<Segment> {
     return this.exclusive(async () => {
       const previous = this.state.envs.get(env)?.segments.get(segment.key);
+      checkExpectation(env, segment.key, previous?.version, expect, 'segment');
       const revision = this.revision(env) + 1;
       const at = new Date().toISOString();
       const stored: Segment = { ...structuredClone(segment), version: revision, updatedAt: at };

@@ -50,18 +50,19 @@ export function checkExpectation(
   key: string,
   stored: number | undefined,
   expect: Expectation,
+  what: 'flag' | 'segment' = 'flag',
 ): void {
   if (expect === undefined) return;
   if ('absent' in expect) {
     if (stored !== undefined)
-      throw new VigilError('VIGIL_ALREADY_EXISTS', `flag ${key} already exists in ${env}`);
+      throw new VigilError('VIGIL_ALREADY_EXISTS', `${what} ${key} already exists in ${env}`);
     return;
   }
-  if (stored === undefined) throw new VigilError('VIGIL_NOT_FOUND', `flag ${key} not found in ${env}`);
+  if (stored === undefined) throw new VigilError('VIGIL_NOT_FOUND', `${what} ${key} not found in ${env}`);
   if (stored !== expect.version) {
     throw new VigilError(
       'VIGIL_VERSION_CONFLICT',
-      `flag ${key} in ${env} is at version ${stored}, not ${expect.version}`,
+      `${what} ${key} in ${env} is at version ${stored}, not ${expect.version}`,
       { current: stored, expected: expect.version },
     );
   }

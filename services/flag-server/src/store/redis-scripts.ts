@@ -118,6 +118,8 @@ elseif op == 'flag.schedule' then
   return {'ok', value, rev}
 elseif op == 'segment.put' then
   local raw = current(KEYS[3])
+  local failed = expectation(raw)
+  if failed then return failed end
   local rev = redis.call('INCR', KEYS[1])
   local value = cjson.encode({version = rev, updatedAt = at}) .. '\\n' .. body
   redis.call('HSET', KEYS[3], key, value)

@@ -177,10 +177,10 @@ export class RedisStore implements Store {
     return decodeRecord<Flag>(stored);
   }
 
-  async putSegment(env: string, segment: Segment, meta: WriteMeta): Promise<Segment> {
+  async putSegment(env: string, segment: Segment, meta: WriteMeta, expect?: Expectation): Promise<Segment> {
     const { version: _version, updatedAt: _updatedAt, ...body } = segment;
     return decodeRecord<Segment>(
-      await this.write('segment.put', env, segment.key, meta, { body: JSON.stringify(body) }),
+      await this.write('segment.put', env, segment.key, meta, { expect, body: JSON.stringify(body) }),
     );
   }
 

@@ -137,7 +137,11 @@ export interface Store {
    * `VIGIL_VERSION_CONFLICT` when `expect` no longer holds.
    */
   putSchedule(env: string, key: string, input: ScheduleInput, expect: Expectation): Promise<Flag>;
-  putSegment(env: string, segment: Segment, meta: WriteMeta): Promise<Segment>;
+  /**
+   * Writes a segment; `segment.version` is set to the new revision. `expect` (a REST `If-Match`) is
+   * checked in the same atomic step as the write, as for flags, so concurrent writers cannot both pass it.
+   */
+  putSegment(env: string, segment: Segment, meta: WriteMeta, expect?: Expectation): Promise<Segment>;
   deleteSegment(env: string, key: string, meta: WriteMeta): Promise<void>;
 
   /** Changes after `revision`, in order; `undefined` when the trimmed log no longer reaches back that far. */

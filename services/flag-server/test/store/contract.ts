@@ -531,6 +531,29 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(await rejectionCode(store.deleteSegment('production', 'beta', actor))).toBe('VIGIL_NOT_FOUND');
         expect((await store.snapshot('production')).revision).toBe(4);
       });
+
+      it('lets exactly one of several concurrent segment writers expecting the same version win', async () => {
+        const store = await create();
+        const first = await store.putSegment('production', makeSegment('beta'), actor, { absent: true });
+        const results = await Promise.allSettled(
+          [1, 2, 3, 4, 5].map((n) =>
+            store.putSegment('production', makeSegment('beta', [`u${n}`]), actor, { version: first.version }),
+          ),
+        );
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        for (const r of results) {
+          if (r.status === 'rejected') expect(isVigilError(r.reason, 'VIGIL_VERSION_CONFLICT')).toBe(true);
+        }
+        expect((await store.snapshot('production')).revision).toBe(2);
+        expect(await store.audit('production', { limit: 10 })).toHaveLength(2);
+        expect(
+          await rejectionCode(store.putSegment('production', makeSegment('beta'), actor, { absent: true })),
+        ).toBe('VIGIL_ALREADY_EXISTS');
+        expect(
+          await rejectionCode(store.putSegment('production', makeSegment('ghost'), actor, { version: 1 })),
+        ).toBe('VIGIL_NOT_FOUND');
+        expect((await store.snapshot('production')).revision).toBe(2);
+      });
     });
 
     describe('change log', () => {
