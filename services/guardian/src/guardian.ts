@@ -131,6 +131,7 @@ class GuardianWorker implements Guardian {
       guardian: this.id,
       maxEscalations: this.config.maxEscalations,
       sweepLimit: this.config.incidentSweepLimit,
+      takeOverAfterMs: this.config.lockTtlMs,
     });
     this.schedules = new ScheduleRunner({ store: this.store, metrics: this.metrics, logger: this.log });
   }
@@ -266,32 +267,39 @@ class GuardianWorker implements Guardian {
     return report;
   }
 
-  /** Kills (for an auto-kill severity) and opens the episode's incident. */
+  /**
+   * Opens the episode's incident and, for an auto-kill severity, kills the flag and records the kill
+   * on it. The incident is written first: see `IncidentDesk` for why that order survives a crash.
+   */
   private async act(env: string, flag: Flag, verdict: FlagVerdict, report: TickReport): Promise<void> {
-    let killed: Flag | undefined;
-    if (verdict.kill) {
-      const at = new Date(verdict.evaluatedAt).toISOString();
-      try {
-        killed = await this.store.setKill(env, flag.key, {
-          killed: true,
-          actor: GUARDIAN_ACTOR,
-          reason: killReason(verdict),
-          at,
-        });
-      } catch (error) {
-        // Tried again next tick: the verdict stays a regression until the version changes.
-        this.log.error({ err: error, env, flag: flag.key }, 'could not kill a regressing flag');
-        return;
-      }
-      this.flags.put(env, killed);
-      if (killed.killedAt === at && killed.killedBy === GUARDIAN_ACTOR) {
-        this.metrics.kills.inc({ env });
-        report.killed.push(`${env}/${flag.key}`);
-        this.log.warn({ env, flag: flag.key, version: killed.version }, `flag killed: ${verdict.reason}`);
-      }
+    const opened = await this.desk.open(env, flag, verdict);
+    if (!verdict.kill) {
+      if (opened) report.opened.push(opened);
+      return;
     }
-    const incident = await this.desk.open(env, flag, verdict, killed);
-    if (incident) report.opened.push(incident);
+    const at = new Date(verdict.evaluatedAt).toISOString();
+    let killed: Flag;
+    try {
+      killed = await this.store.setKill(env, flag.key, {
+        killed: true,
+        actor: GUARDIAN_ACTOR,
+        reason: killReason(verdict),
+        at,
+      });
+    } catch (error) {
+      // Tried again next tick: the verdict stays a regression until the version changes.
+      this.log.error({ err: error, env, flag: flag.key }, 'could not kill a regressing flag');
+      if (opened) report.opened.push(opened);
+      return;
+    }
+    this.flags.put(env, killed);
+    if (killed.killedAt === at && killed.killedBy === GUARDIAN_ACTOR) {
+      this.metrics.kills.inc({ env });
+      report.killed.push(`${env}/${flag.key}`);
+      this.log.warn({ env, flag: flag.key, version: killed.version }, `flag killed: ${verdict.reason}`);
+    }
+    const settled = await this.desk.killed(env, flag, verdict, killed);
+    if (opened) report.opened.push(settled ?? opened);
   }
 
   private async runIngest(): Promise<void> {

@@ -115,15 +115,25 @@ export interface BuildIncidentInput {
   /** The flag as judged (the regressing version). */
   flag: Flag;
   verdict: FlagVerdict;
-  /** The flag after the guardian's kill, when it killed it. */
+  /**
+   * The flag after the kill, when it is already killed. Left out for an auto-kill verdict, the
+   * incident records the kill as pending (`killPending`) until `withKill` or `withoutKill` settles it.
+   */
   killed?: Flag | undefined;
   change?: ChangeInfo | undefined;
   guardian: string;
 }
 
+/** What became of the kill an incident's verdict called for (`data.kill` of its detection entry). */
+type KillState = 'pending' | 'done' | 'skipped';
+
+/** The summary's last sentence while the kill is pending; replaced when it is settled. */
+const KILL_PENDING_SENTENCE = ' The guardian is killing the flag.';
+
 /**
  * The incident for a regression verdict: severity, the cohorts' figures at detection (each treatment,
- * then the control), and a timeline of the change, the detection and, for auto-kill severities, the kill.
+ * then the control), and a timeline of the change, the detection and, for auto-kill severities, the
+ * kill — or, before the kill is made, the kill as pending in the detection entry.
  */
 export function buildIncident(input: BuildIncidentInput): Incident {
   const { env, flag, verdict, killed, change } = input;
@@ -137,6 +147,7 @@ export function buildIncident(input: BuildIncidentInput): Incident {
 
   const variantList = regressed.map((v) => `\`${v}\``).join(', ');
   const title = `${flag.key} (${env}): ${first ? `\`${first.variant}\` ${checkPhrase(first.check)}` : 'regression'}`;
+  const kills = verdict.kill || killed?.killed === true;
   const timeline: TimelineEntry[] = [];
   if (change) timeline.push(changeEntry(change, verdict.version));
   timeline.push({
@@ -161,19 +172,11 @@ export function buildIncident(input: BuildIncidentInput): Incident {
         controlSamples: check.controlSamples,
         pValue: check.pValue,
       })),
+      // The decision travels with the incident, so whoever settles a pending kill can make it.
+      ...(kills ? { kill: 'pending' satisfies KillState, killReason: killReason(verdict) } : {}),
     },
   });
-  const isKilled = killed?.killed === true;
-  if (isKilled) {
-    const at = killed.killedAt ?? detectedAt;
-    timeline.push({
-      at,
-      kind: 'kill',
-      message: `Kill switch flipped by ${killed.killedBy ?? GUARDIAN_ACTOR}: everyone is served \`${flag.offVariant}\``,
-      actor: killed.killedBy ?? GUARDIAN_ACTOR,
-      data: { version: killed.version },
-    });
-  } else {
+  if (!kills) {
     timeline.push({
       at: detectedAt,
       kind: 'note',
@@ -182,13 +185,6 @@ export function buildIncident(input: BuildIncidentInput): Incident {
     });
   }
 
-  const mitigation = isKilled
-    ? ` The guardian killed the flag${
-        killed.killedAt
-          ? ` ${formatDuration(Math.max(0, Date.parse(killed.killedAt) - verdict.evaluatedAt))} after detection`
-          : ''
-      }: everyone is served \`${flag.offVariant}\`.`
-    : ` Severity ${verdict.severity} notifies only: the flag is still served.`;
   const incident: Incident = {
     id: input.id,
     env,
@@ -199,14 +195,77 @@ export function buildIncident(input: BuildIncidentInput): Incident {
     title,
     summary:
       `Variant ${variantList || '(none)'} of \`${flag.key}\` (version ${verdict.version}) in ${env} regressed ` +
-      `against the control \`${verdict.controlVariant}\`: ${verdict.reason}.${mitigation}`,
-    killed: isKilled,
+      `against the control \`${verdict.controlVariant}\`: ${verdict.reason}.` +
+      (kills
+        ? KILL_PENDING_SENTENCE
+        : ` Severity ${verdict.severity} notifies only: the flag is still served.`),
+    killed: false,
     cohorts,
     controlVariant: verdict.controlVariant,
     detectedAt,
     timeline,
   };
   if (change) incident.changedAt = change.at;
-  if (isKilled && killed.killedAt) incident.mitigatedAt = killed.killedAt;
-  return incident;
+  return killed?.killed === true ? withKill(incident, killed) : incident;
+}
+
+/** The incident's detection entry, where the kill decision is kept. */
+function detectionOf(incident: Incident): TimelineEntry | undefined {
+  return incident.timeline.find((entry) => entry.kind === 'detection');
+}
+
+/** Whether the incident records a kill decided on but not yet seen done (see `BuildIncidentInput.killed`). */
+export function killPending(incident: Incident): boolean {
+  return detectionOf(incident)?.data?.kill === ('pending' satisfies KillState);
+}
+
+/** The audit reason for a pending kill, as the guardian that decided it wrote it. */
+export function pendingKillReason(incident: Incident): string {
+  const reason = detectionOf(incident)?.data?.killReason;
+  return typeof reason === 'string'
+    ? reason
+    : `guardian: ${incident.severity} regression of version ${incident.flagVersion}`;
+}
+
+function settled(incident: Incident, state: KillState, entry: TimelineEntry, sentence: string): Incident {
+  const timeline = incident.timeline.map((e) =>
+    e.kind === 'detection' && e.data?.kill === 'pending' ? { ...e, data: { ...e.data, kill: state } } : e,
+  );
+  const base = incident.summary.endsWith(KILL_PENDING_SENTENCE)
+    ? incident.summary.slice(0, -KILL_PENDING_SENTENCE.length)
+    : incident.summary;
+  return { ...incident, summary: base + sentence, timeline: [...timeline, entry] };
+}
+
+/** The incident with its pending kill done: `killed` is the flag after the kill (by the guardian or anyone). */
+export function withKill(incident: Incident, killed: Flag): Incident {
+  const by = killed.killedBy ?? GUARDIAN_ACTOR;
+  const at = killed.killedAt ?? incident.detectedAt;
+  const after = killed.killedAt
+    ? ` ${formatDuration(Math.max(0, Date.parse(killed.killedAt) - Date.parse(incident.detectedAt)))} after detection`
+    : '';
+  const who = by === GUARDIAN_ACTOR ? 'The guardian' : by;
+  const next = settled(
+    incident,
+    'done',
+    {
+      at,
+      kind: 'kill',
+      message: `Kill switch flipped by ${by}: everyone is served \`${killed.offVariant}\``,
+      actor: by,
+      data: { version: killed.version },
+    },
+    ` ${who} killed the flag${after}: everyone is served \`${killed.offVariant}\`.`,
+  );
+  return { ...next, killed: true, ...(killed.killedAt ? { mitigatedAt: killed.killedAt } : {}) };
+}
+
+/** The incident with its pending kill dropped: the flag changed or went away before it was made. */
+export function withoutKill(incident: Incident, why: string, now: number): Incident {
+  return settled(
+    incident,
+    'skipped',
+    { at: iso(now), kind: 'note', message: `Not killed: ${why}`, actor: GUARDIAN_ACTOR },
+    ` The flag was not killed: ${why}.`,
+  );
 }
