@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
-# One image for Vigil's services. Commands:
+# Vigil's images. The default target (runtime) holds the services; commands:
 #   node node_modules/@vigil/server/dist/main.js   flag server (VIGIL_STORE=redis for replicas)
 #   node dist/main.js                              guardian (Redis only)
 #   node dist/all-in-one.js                        flag server + guardian in one process (default;
 #                                                  the only way to run the guardian on the embedded store)
+# The `demo` target holds `pnpm demo` (a checkout app on the Node SDK under traffic, driving a running Vigil).
 
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
@@ -11,7 +12,16 @@ RUN npm install -g pnpm@10 --no-fund --no-audit
 COPY . .
 RUN pnpm install --frozen-lockfile \
  && pnpm build \
- && pnpm --filter=@vigil/guardian deploy --prod --legacy /out
+ && pnpm --filter=@vigil/guardian deploy --prod --legacy /out \
+ && pnpm --filter=@vigil/demo deploy --prod --legacy /out-demo
+
+FROM node:20-bookworm-slim AS demo
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build --chown=node:node /out-demo /app
+USER node
+EXPOSE 4300
+ENTRYPOINT ["node", "dist/main.js"]
 
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production \
