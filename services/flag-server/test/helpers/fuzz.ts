@@ -11,6 +11,9 @@ import type { Store } from '../../src/store/store.js';
  * (fast-check prints the seed and path of every failure; set both to replay one).
  */
 export function fuzzParams(numRuns: number): fc.Parameters<unknown> {
+  // fast-check counts runs up to numRuns exactly: a fraction never matches, and the property runs forever.
+  if (!Number.isInteger(numRuns) || numRuns < 1)
+    throw new RangeError(`numRuns must be a whole number, not ${numRuns}`);
   const seed = process.env.VIGIL_FUZZ_SEED;
   const path = process.env.VIGIL_FUZZ_PATH;
   return {

@@ -37,23 +37,67 @@ import { boolFlag, startServer, type TestServer } from './server.js';
 /** The body limit the fuzzed servers run with: small, so bodies around it are cheap to send. */
 export const FUZZ_BODY_LIMIT = 64 * 1024;
 
+/** A fuzzed server, and a way to wait until it has finished with requests whose connections are gone. */
+export interface FuzzServer extends TestServer {
+  /**
+   * Resolves once no store call has run for a few turns of the event loop: a request the server read in
+   * full is carried out even when its client cut the connection, and may write after the client moved on.
+   */
+  settle(): Promise<void>;
+}
+
+/** `store` behind a proxy that counts its calls still running. */
+function countingStore(store: Store): { store: Store; running: () => number } {
+  let running = 0;
+  const done = () => {
+    running--;
+  };
+  const proxy = new Proxy(store, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const result = value.apply(target, args);
+        if (result instanceof Promise) {
+          running++;
+          result.then(done, done);
+        }
+        return result;
+      };
+    },
+  });
+  return { store: proxy, running: () => running };
+}
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /**
  * A server for fuzzing with the body limit above, on `store` or else an embedded store kept in memory-backed
  * `/dev/shm` when there is one: the embedded store fsyncs every write, and thousands of runs write.
  */
-export async function startFuzzServer(store?: Store): Promise<TestServer> {
+export async function startFuzzServer(store?: Store): Promise<FuzzServer> {
   const config = { bodyLimit: FUZZ_BODY_LIMIT };
-  if (store) return startServer({ store, config });
-  const dataDir = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'vigil-fuzz-'));
-  const embedded = new EmbeddedStore({ dataDir, onListenerError: () => {} });
-  await embedded.start();
-  const server = await startServer({ store: embedded, config });
+  const dataDir = store
+    ? undefined
+    : await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'vigil-fuzz-'));
+  const backing = store ?? new EmbeddedStore({ dataDir: dataDir!, onListenerError: () => {} });
+  if (!store) await backing.start();
+  const counted = countingStore(backing);
+  const server = await startServer({ store: counted.store, config });
   return {
     ...server,
+    async settle() {
+      let quiet = 0;
+      while (quiet < 3) {
+        await turn();
+        quiet = counted.running() === 0 ? quiet + 1 : 0;
+      }
+    },
     async close() {
       await server.close();
-      await embedded.close();
-      await rm(dataDir, { recursive: true, force: true });
+      if (store) return;
+      await backing.close();
+      await rm(dataDir!, { recursive: true, force: true });
     },
   };
 }
