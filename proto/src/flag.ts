@@ -150,8 +150,8 @@ export const SCHEDULE_STATUSES = [
 export const scheduleStepSchema = z.strictObject({
   /** Percentage of contexts (0–100, up to three decimals) served the scheduled variant at this step. */
   percent: z.number().min(0).max(100),
-  /** How long the step must stay healthy before the next one. */
-  hold: durationSchema,
+  /** How long the step must stay healthy before the next one (the last step's usually is 0, the default). */
+  hold: durationSchema.default(0),
 });
 export type ScheduleStep = z.infer<typeof scheduleStepSchema>;
 
