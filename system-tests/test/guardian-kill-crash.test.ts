@@ -80,7 +80,7 @@ async function expectOneKillOneIncident(
   const incident = incidents[0]!;
   const flag = await w.flag('checkout');
   expect(flag).toMatchObject({ killed: true, killedBy: 'guardian' });
-  expect(flag.killReason).toMatch(new RegExp(`^guardian: sev2 regression of version ${version}: `));
+  expect(flag.killReason).toMatch(new RegExp(`^sev2 regression of version ${version}: `));
   expect(incident).toMatchObject({ flag: 'checkout', flagVersion: version, killed: true, status: 'open' });
   expect(incident.mitigatedAt).toBe(flag.killedAt);
   expect(killState(incident)).toBe('done');

@@ -77,7 +77,7 @@ export function checkPhrase(check: Check): string {
 
 /** The kill's audit reason: what fired, with the figures (bounded like the flag's `killReason`). */
 export function killReason(verdict: FlagVerdict): string {
-  const text = `guardian: ${verdict.severity} regression of version ${verdict.version}: ${verdict.reason}`;
+  const text = `${verdict.severity} regression of version ${verdict.version}: ${verdict.reason}`;
   return text.length > MAX_KILL_REASON ? `${text.slice(0, MAX_KILL_REASON - 1)}…` : text;
 }
 
@@ -224,7 +224,7 @@ export function pendingKillReason(incident: Incident): string {
   const reason = detectionOf(incident)?.data?.killReason;
   return typeof reason === 'string'
     ? reason
-    : `guardian: ${incident.severity} regression of version ${incident.flagVersion}`;
+    : `${incident.severity} regression of version ${incident.flagVersion}`;
 }
 
 function settled(incident: Incident, state: KillState, entry: TimelineEntry, sentence: string): Incident {

@@ -26,7 +26,7 @@ describe('guardian: regressions', () => {
     expect(killedAfter).toBeLessThan(30);
     const flag = await stack.flag('checkout');
     expect(flag).toMatchObject({ killed: true, killedBy: 'guardian' });
-    expect(flag.killReason).toMatch(/^guardian: sev2 regression of version 1: variant on: error rate/);
+    expect(flag.killReason).toMatch(/^sev2 regression of version 1: variant on: error rate/);
 
     const [kill] = await stack.store.audit(ENV, { limit: 1 });
     expect(kill).toMatchObject<Partial<AuditEntry>>({

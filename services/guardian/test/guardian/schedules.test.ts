@@ -202,7 +202,7 @@ describe('guardian: progressive schedules', () => {
     const flag = await stack.flag('checkout');
     expect(flag).toMatchObject({ killed: true, killedBy: 'guardian' });
     expect(flag.schedule).toMatchObject({ status: 'rolled_back', stepIndex: 1 });
-    expect(flag.schedule!.reason).toMatch(/^rolled back: flag killed by guardian: guardian: sev2 regression/);
+    expect(flag.schedule!.reason).toMatch(/^rolled back: flag killed by guardian: sev2 regression/);
     const [incident] = await stack.incidents();
     expect(incident!.timeline[0]).toMatchObject({
       kind: 'change',
