@@ -8,14 +8,19 @@
  *
  * For comparison it then measures the floor the machine sets: the same N plain TCP connections, held
  * by the same client processes, each sent one patch-sized buffer per round by a bare TCP server
- * process (bench/fanout-tcp.ts) — no WebSocket framing, no JSON, no flag server.
+ * process (bench/fanout-tcp.ts) — no WebSocket framing, no JSON, no flag server. And, when a C
+ * compiler is at hand, the kernel's own floor without Node (bench/fanout-floor.c): one write(2) per
+ * connection from one thread and from one thread per core, one read(2) per arrival.
  *
  * Latency of one stream in one round = the moment it received the patch − the moment the REST
  * request was sent, both read from process.hrtime (CLOCK_MONOTONIC, shared by every process of a
  * machine), so no clock offset between the processes enters the figures.
  */
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FromClients, ToClients } from './fanout-clients.js';
 import type { FromTcpServer, ToTcpServer } from './fanout-tcp.js';
@@ -298,6 +303,53 @@ async function baselineRun(n: number, files: number | undefined, bytes: number):
   }
 }
 
+/** One thread count's rounds of bench/fanout-floor.c. */
+interface KernelFloor {
+  clients: number;
+  threads: number;
+  /** Per connection and round. */
+  latencies: number[];
+  /** Per round: the writer's loop over every connection. */
+  writeMs: number[];
+}
+
+/**
+ * The kernel's floor: bench/fanout-floor.c compiled with `cc` and run for `n` connections, from one
+ * writer thread and from one per core. Undefined (with a note) when there is no C compiler.
+ */
+function kernelFloorRuns(n: number, bytes: number): KernelFloor[] | undefined {
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-fanout-floor-'));
+  try {
+    const binary = join(dir, 'fanout-floor');
+    const cc = spawnSync('cc', ['-O2', '-pthread', '-o', binary, 'fanout-floor.c'], { encoding: 'utf8' });
+    if (cc.status !== 0) {
+      console.log(`No kernel floor: cc failed (${cc.error?.message ?? cc.stderr.trim()})`);
+      return undefined;
+    }
+    const runs: KernelFloor[] = [];
+    for (const threads of [...new Set([1, availableParallelism()])]) {
+      const out = execFileSync(binary, [String(n), String(bytes), String(threads), String(WARMUP + ROUNDS)], {
+        encoding: 'utf8',
+        maxBuffer: 1 << 30,
+      });
+      const rounds = out
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { round: number; writeMs: number; latencies: number[] })
+        .filter((r) => r.round >= WARMUP);
+      runs.push({
+        clients: n,
+        threads,
+        latencies: rounds.flatMap((r) => r.latencies),
+        writeMs: rounds.map((r) => r.writeMs),
+      });
+    }
+    return runs;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   console.log(machineLine('Vigil fan-out benchmark'));
   const limits = fileLimits();
@@ -328,6 +380,7 @@ async function main(): Promise<void> {
   });
   const results: Result[] = [];
   const floors: Result[] = [];
+  const kernelFloors: KernelFloor[] = [];
   let patchBytes = 0;
   try {
     await loadFlags(server, FLAGS);
@@ -352,6 +405,7 @@ async function main(): Promise<void> {
     for (const n of SIZES) {
       const need = (count: number) => files(count + SPARE_FILES);
       floors.push(await baselineRun(n, need(Math.max(n, Math.ceil(n / PROCS))), patchBytes));
+      kernelFloors.push(...(kernelFloorRuns(n, patchBytes) ?? []));
     }
   }
 
@@ -390,17 +444,34 @@ async function main(): Promise<void> {
       console.log(statsLine("→ the server's write loop done", stats(r.answered)));
     }
   }
+  if (kernelFloors.length > 0) {
+    heading('Floor without Node: C, write(2) and epoll (ms)');
+    for (const r of kernelFloors) {
+      const writer = `${r.threads} writer thread${r.threads === 1 ? '' : 's'}`;
+      console.log(`N = ${fmt(r.clients)}, ${writer}`);
+      console.log(statsLine(`write → a connection read it (${fmt(r.latencies.length)})`, stats(r.latencies)));
+      console.log(statsLine('→ the write loop done', stats(r.writeMs)));
+    }
+  }
 
   console.log('\nTargets (reported, not enforced):');
   for (const r of results) {
     if (r.clients !== TARGET.clients) continue;
     const p99 = stats(r.latencies.kill).p99;
     const floor = floors.find((f) => f.clients === r.clients);
-    const floorNote = floor
-      ? ` (plain-TCP floor on this machine now: p99 ${fmt(stats(floor.latencies.write).p99, 1)} ms)`
-      : '';
+    const kernel = kernelFloors.filter((f) => f.clients === r.clients);
+    const floorNote = [
+      floor ? `plain-TCP floor in Node: p99 ${fmt(stats(floor.latencies.write).p99, 1)} ms` : '',
+      ...kernel.map(
+        (k) =>
+          `C floor, ${k.threads} thread${k.threads === 1 ? '' : 's'}: p99 ${fmt(stats(k.latencies).p99, 1)} ms`,
+      ),
+    ]
+      .filter(Boolean)
+      .map((note, i) => (i === 0 ? ` (on this machine now: ${note}` : note))
+      .join('; ');
     console.log(
-      `  kill → ${fmt(TARGET.clients)} clients p99 <= ${TARGET.p99Ms} ms   ${fmt(p99, 1)} ms   ${met(p99 <= TARGET.p99Ms)}${floorNote}`,
+      `  kill → ${fmt(TARGET.clients)} clients p99 <= ${TARGET.p99Ms} ms   ${fmt(p99, 1)} ms   ${met(p99 <= TARGET.p99Ms)}${floorNote}${floorNote ? ')' : ''}`,
     );
   }
   console.log(`\n${loadLine()}`);

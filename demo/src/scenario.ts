@@ -101,8 +101,6 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
   const client: VigilClient = createClient({
     url: options.sdkUrl,
     sdkKey,
-    // Guarded flags want their cohort summaries often: the guardian decides on what it has received.
-    metrics: { flushIntervalMs: 1000 },
     logger: { warn: () => {}, error: () => {} },
   });
   const app = await startCheckoutApp({ client, flag: key });

@@ -20,8 +20,11 @@ export interface BootstrapSnapshot {
 const positiveMs = z.int().min(1);
 
 const metricsOptionsSchema = z.strictObject({
-  /** How often cohort summaries are sent (default 10 s). */
-  flushIntervalMs: positiveMs.default(10_000),
+  /**
+   * How often cohort summaries are sent (default 1 s): the guardian can judge a rollout no faster than
+   * its summaries arrive. A flush with nothing to send sends nothing.
+   */
+  flushIntervalMs: positiveMs.default(1000),
   /** Cohorts (flag, variant, version) held per window; outcomes for more are dropped and counted. */
   maxCohorts: z.int().min(1).max(100_000).default(1000),
   /** Undelivered summaries kept for the next flush while the server is unreachable. */

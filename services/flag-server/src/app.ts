@@ -129,7 +129,13 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
 
   const quiet = quietLevel(app.log.level);
   await app.register(opsRoutes, { store, metrics, quietLogLevel: quiet });
-  await app.register(sdkRoutes, { store, envs, metrics, quietLogLevel: quiet });
+  await app.register(sdkRoutes, {
+    store,
+    envs,
+    metrics,
+    quietLogLevel: quiet,
+    metricsRateLimitMax: config.metricsRateLimitMax,
+  });
   await app.register(streamRoutes, { store, tokens, envs, hub });
   await app.register(
     async (api) => {

@@ -43,8 +43,13 @@ export const configSchema = z.strictObject({
     .regex(/^[A-Za-z0-9._~+/=-]{16,256}$/, 'must be 16–256 characters of A-Za-z0-9._~+/=-')
     .optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** Requests per window per client IP on `/api/v1` and `POST /v1/metrics`; 0 turns the limit off. */
+  /** Requests per window per client IP on `/api/v1` and `POST /v1/metrics`; 0 turns both limits off. */
   rateLimitMax: int(0).default(600),
+  /**
+   * `POST /v1/metrics` counts apart from the admin API, with its own budget per window and client IP:
+   * a Node SDK flushes every second, and many instances may share one egress IP.
+   */
+  metricsRateLimitMax: int(1).default(6000),
   rateLimitWindowMs: ms(1).default(60_000),
   /** Largest accepted request body, in bytes. */
   bodyLimit: int(1024, 64 * MIB).default(MIB),
@@ -73,6 +78,7 @@ export const ENV_VARS: Record<string, keyof Config> = {
   VIGIL_ADMIN_TOKEN: 'adminToken',
   VIGIL_LOG_LEVEL: 'logLevel',
   VIGIL_RATE_LIMIT_MAX: 'rateLimitMax',
+  VIGIL_METRICS_RATE_LIMIT_MAX: 'metricsRateLimitMax',
   VIGIL_RATE_LIMIT_WINDOW: 'rateLimitWindowMs',
   VIGIL_BODY_LIMIT: 'bodyLimit',
   VIGIL_HEARTBEAT: 'heartbeatMs',

@@ -285,8 +285,10 @@ optional \`reason\` in the body, which wins over the header.
 
 ## Rate limits
 
-\`/api/v1/*\` and \`POST /v1/metrics\` are limited per client IP (\`rateLimitMax\` requests per
-\`rateLimitWindowMs\`: 600 a minute by default, \`0\` turns the limit off). Past it they answer 429
+\`/api/v1/*\` is limited per client IP (\`rateLimitMax\` requests per \`rateLimitWindowMs\`: 600 a
+minute by default). \`POST /v1/metrics\` counts apart, with a budget of its own
+(\`metricsRateLimitMax\`, 6000 a minute by default): Node SDKs send their summaries every second,
+and many instances may share one egress IP. \`rateLimitMax: 0\` turns both limits off. Past a limit, requests answer 429
 \`VIGIL_RATE_LIMITED\` with \`details: { max, retryAfterMs }\` and a \`retry-after\` header. Polling
 (\`GET /v1/flags\`), streams and the operations endpoints are not limited.`;
 }

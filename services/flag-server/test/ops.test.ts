@@ -141,6 +141,27 @@ describe('errors', () => {
       expect((await server.app.inject({ url: '/v1/flags', headers: bearer(key) })).statusCode).toBe(200);
   });
 
+  it('counts POST /v1/metrics apart from the admin API, with a budget of its own', async () => {
+    const s = await startServer({ config: { rateLimitMax: 2, metricsRateLimitMax: 4 } });
+    server = s;
+    const key = await s.token(['sdk-server'], 'production');
+    const report = async () =>
+      (
+        await s.app.inject({
+          method: 'POST',
+          url: '/v1/metrics',
+          headers: bearer(key),
+          payload: { summaries: [] },
+        })
+      ).statusCode;
+    const admin = async () =>
+      (await s.app.inject({ url: '/api/v1/envs/production/flags', headers: bearer(s.admin) })).statusCode;
+    // SDK reports do not use up the admin API's budget, nor the other way round.
+    expect([await report(), await report(), await report()]).toEqual([202, 202, 202]);
+    expect([await admin(), await admin(), await admin()]).toEqual([200, 200, 429]);
+    expect([await report(), await report()]).toEqual([202, 429]);
+  });
+
   it('rate-limits token guessing too: the limiter runs before the token check', async () => {
     server = await startServer({ config: { rateLimitMax: 2 } });
     const statuses = [];

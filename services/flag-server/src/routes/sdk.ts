@@ -14,6 +14,8 @@ export interface SdkRouteOptions {
   metrics: ServerMetrics;
   /** Log level of the polling route (it may answer thousands of requests a second). */
   quietLogLevel: LogLevel;
+  /** `POST /v1/metrics`'s own budget per rate-limit window and client IP. */
+  metricsRateLimitMax: number;
 }
 
 const CORS = {
@@ -104,7 +106,7 @@ export async function sdkRoutes(app: FastifyInstance, options: SdkRouteOptions):
   app.post(
     '/v1/metrics',
     {
-      config: { access: 'sdk' },
+      config: { access: 'sdk', rateLimit: { max: options.metricsRateLimitMax } },
       schema: {
         tags: ['sdk'],
         summary: 'Cohort summaries from an SDK, for the guardian',
