@@ -1,5 +1,6 @@
 export * from './api.js';
 export * from './context.js';
+export * from './figures.js';
 export * from './flag.js';
 export * from './health.js';
 export * from './incident.js';

@@ -44,24 +44,6 @@ export function weightPercent(weight: number): string {
   return `${Number((weight / 1000).toFixed(3))}%`;
 }
 
-/** `0.05` → `5.00%`; `0.0004` → `0.040%`; `0` → `0%`. */
-export function rate(value: number): string {
-  const percent = value * 100;
-  if (percent === 0) return '0%';
-  return `${percent.toFixed(percent < 0.1 ? 3 : 2)}%`;
-}
-
-/** `12345` → `12,345`. */
-export function count(n: number): string {
-  return n.toLocaleString('en-US');
-}
-
-/** `850` → `850 ms`; `2400` → `2.40 s`; null → `n/a`. */
-export function latency(ms: number | null): string {
-  if (ms === null) return 'n/a';
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
-}
-
 /** A value in a sentence: strings quoted, everything else as JSON. */
 export function literal(value: unknown): string {
   return JSON.stringify(value) ?? String(value);

@@ -1,6 +1,6 @@
-import type { CohortFigures, FlagHealth } from '@vigil/proto';
+import { type CohortFigures, type FlagHealth, formatCount, formatLatency, formatRate } from '@vigil/proto';
 import { fields, table } from '../table.js';
-import { count, latency, rate, when } from './common.js';
+import { when } from './common.js';
 
 /** Cohort figures as a table; the control cohort is marked. */
 export function cohortTable(cohorts: readonly CohortFigures[], control: string | undefined): string {
@@ -8,10 +8,10 @@ export function cohortTable(cohorts: readonly CohortFigures[], control: string |
     ['COHORT', 'REQUESTS', 'ERRORS', 'ERROR RATE', 'P99'],
     cohorts.map((c) => [
       c.variant === control ? `${c.variant} (control)` : c.variant,
-      count(c.requests),
-      count(c.errors),
-      rate(c.errorRate),
-      latency(c.p99LatencyMs),
+      formatCount(c.requests),
+      formatCount(c.errors),
+      formatRate(c.errorRate),
+      formatLatency(c.p99LatencyMs),
     ]),
   );
 }

@@ -12,10 +12,7 @@ export { type Config, type ConfigInput, configSchema, ENV_VARS, loadConfig, pars
 export { ERRORS, type ErrorCode, isVigilError, VigilError } from './errors.js';
 export {
   controlVariantOf,
-  formatCount,
   formatDuration,
-  formatLatency,
-  formatRate,
   incidentLinks,
   severityLabel,
   splitCohorts,

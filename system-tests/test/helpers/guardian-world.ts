@@ -5,10 +5,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient, type VigilClient } from '@vigil/node';
-import type { AuditEntry, Flag, FlagInput, Incident } from '@vigil/proto';
+import type { AuditEntry, Flag, Incident } from '@vigil/proto';
 import { bootstrapAdmin, buildServer, createLogger, parseConfig, RedisStore } from '@vigil/server';
 import { Redis } from 'ioredis';
 import type { TestRedis } from '../../../services/flag-server/test/helpers/redis.js';
+import { rolloutFlag } from '../../../services/flag-server/test/helpers/server.js';
+
+export { rolloutFlag };
 
 // Fault tests of the `vigil-guardian` process: a private redis-server, a flag server on the Redis
 // store (in the test process, so the test can read the store directly), Node SDK traffic, and
@@ -115,27 +118,6 @@ export interface GuardianWorld {
   /** `error` with the tail of every guardian's output appended, for failure messages. */
   explain(error: unknown): unknown;
   close(): Promise<void>;
-}
-
-/** A boolean flag with `on` served to `percent`% of contexts and `off` (the control) to the rest. */
-export function rolloutFlag(key: string, percent: number): FlagInput {
-  return {
-    key,
-    variants: [
-      { key: 'on', value: true },
-      { key: 'off', value: false },
-    ],
-    offVariant: 'off',
-    enabled: true,
-    fallthrough: {
-      rollout: {
-        weights: [
-          { variant: 'on', weight: percent * 1000 },
-          { variant: 'off', weight: 100_000 - percent * 1000 },
-        ],
-      },
-    },
-  };
 }
 
 /** The percentage of contexts the flag's fallthrough serves `on` (0 when killed). */

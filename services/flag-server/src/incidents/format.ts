@@ -1,6 +1,7 @@
 import type { CohortFigures, Incident } from '@vigil/proto';
 
-// Formatting shared by the postmortem draft (served by the flag server) and the guardian's notifiers.
+// Formatting shared by the postmortem draft (served by the flag server) and the guardian's notifiers;
+// the figures themselves (rates, counts, latencies) are written by @vigil/proto's formatters.
 
 /**
  * The control cohort's variant: the incident's `controlVariant`, else what the `detection` timeline
@@ -26,24 +27,6 @@ export function splitCohorts(incident: Incident): { control?: CohortFigures; tre
   const control = incident.cohorts.find((c) => c.variant === controlVariant);
   const treated = incident.cohorts.filter((c) => c !== control);
   return control ? { control, treated } : { treated };
-}
-
-/** `0.5` → `50.00%`; `0.0004` → `0.040%`. */
-export function formatRate(rate: number): string {
-  const percent = rate * 100;
-  if (percent === 0) return '0%';
-  return `${percent.toFixed(percent < 0.1 ? 3 : 2)}%`;
-}
-
-/** `12345` → `12,345`. */
-export function formatCount(n: number): string {
-  return n.toLocaleString('en-US');
-}
-
-/** `850` → `850 ms`; `2400` → `2.40 s`. */
-export function formatLatency(ms: number | null): string {
-  if (ms === null) return 'n/a';
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
 }
 
 /** `253000` → `4 min 13 s`; `3723000` → `1 h 2 min 3 s`; `850` → `850 ms`. */

@@ -1,13 +1,5 @@
-import type { Incident, TimelineEntry } from '@vigil/proto';
-import {
-  formatCount,
-  formatDuration,
-  formatLatency,
-  formatRate,
-  incidentLinks,
-  severityLabel,
-  splitCohorts,
-} from './format.js';
+import { formatCount, formatLatency, formatRate, type Incident, type TimelineEntry } from '@vigil/proto';
+import { formatDuration, incidentLinks, severityLabel, splitCohorts } from './format.js';
 
 export interface PostmortemOptions {
   /** Epoch ms stamped as the draft's creation time (default: now). */

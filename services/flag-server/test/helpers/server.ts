@@ -88,6 +88,21 @@ export function boolFlag(key: string, extra: Partial<FlagInput> = {}): FlagInput
   };
 }
 
+/** A boolean flag serving `on` to `percent`% of contexts and `off` (the control) to the rest. */
+export function rolloutFlag(key: string, percent: number, extra: Partial<FlagInput> = {}): FlagInput {
+  return boolFlag(key, {
+    fallthrough: {
+      rollout: {
+        weights: [
+          { variant: 'on', weight: percent * 1000 },
+          { variant: 'off', weight: 100_000 - percent * 1000 },
+        ],
+      },
+    },
+    ...extra,
+  });
+}
+
 export function segment(key: string, extra: Partial<SegmentInput> = {}): SegmentInput {
   return { key, included: ['user-1'], ...extra };
 }

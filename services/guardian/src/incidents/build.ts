@@ -1,6 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import type { AuditEntry, CohortFigures, Flag, Incident, TimelineEntry, Verdict } from '@vigil/proto';
-import { formatDuration, formatLatency, formatRate } from '@vigil/server';
+import {
+  type AuditEntry,
+  type CohortFigures,
+  type Flag,
+  formatLatency,
+  formatRate,
+  type Incident,
+  type TimelineEntry,
+  type Verdict,
+} from '@vigil/proto';
+import { formatDuration } from '@vigil/server';
 import type { Check, FlagVerdict } from '../analysis/types.js';
 
 /** The guardian's name in audit entries, kill fields and timelines. */

@@ -1,18 +1,9 @@
-import type { Incident } from '@vigil/proto';
-import { formatCount, formatLatency, formatRate, splitCohorts } from '@vigil/server';
+import { formatCount, formatLatency, formatRate, type Incident } from '@vigil/proto';
+import { splitCohorts } from '@vigil/server';
 import type { IncidentEvent } from './events.js';
 
 // The helpers the postmortem draft shares live with it in the flag server, which serves it.
-export {
-  controlVariantOf,
-  formatCount,
-  formatDuration,
-  formatLatency,
-  formatRate,
-  incidentLinks,
-  severityLabel,
-  splitCohorts,
-} from '@vigil/server';
+export { incidentLinks, severityLabel, splitCohorts } from '@vigil/server';
 
 /** One line per treated cohort: its error rate against the control's, and p99. */
 export function figureLines(incident: Incident): string[] {
