@@ -1,12 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   adminSecret,
+  type NodeProcess,
   type Rest,
   rest,
   type ServerProcess,
+  spawnTs as spawnNodeTs,
   spawnServer,
 } from '../../../services/flag-server/test/helpers/process.js';
 import type { TestRedis } from '../../../services/flag-server/test/helpers/redis.js';
@@ -61,51 +63,17 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** A TypeScript entry point of this repository running as its own Node process. */
-export interface NodeProcess {
-  child: ChildProcess;
-  /** What it printed so far (stdout and stderr). */
-  output(): string;
-  /** Resolves with the exit code (null when killed by a signal). */
-  exited: Promise<number | null>;
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code. */
-  stop(graceMs?: number): Promise<number | null>;
-}
+export type { NodeProcess };
 
-/**
- * Spawns `node --conditions=@vigil/source --import tsx <entry>` from the repository root with `env`
- * (and PATH only: nothing of this process's environment leaks in), optionally with an IPC channel.
- */
+/** {@link spawnNodeTs}, SIGKILLed if this process exits first (a crash or a timeout). */
 export function spawnTs(
   entry: string,
   env: Record<string, string>,
   options: { ipc?: boolean } = {},
 ): NodeProcess {
-  const child = spawn(process.execPath, ['--conditions=@vigil/source', '--import', 'tsx', entry], {
-    cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: options.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
-  });
-  killOnExit(child);
-  let out = '';
-  child.stdout!.on('data', (d) => {
-    out += d.toString();
-  });
-  child.stderr!.on('data', (d) => {
-    out += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const stop = async (graceMs = 5_000) => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    }
-    return exited;
-  };
-  return { child, output: () => out, exited, stop };
+  const spawned = spawnNodeTs(entry, env, options);
+  killOnExit(spawned.child);
+  return spawned;
 }
 
 /** The guardian (`services/guardian/src/main.ts`) as its own process, like docker-compose's `guardian`. */

@@ -23,26 +23,31 @@ export function adminSecret(): string {
   return `vgl_test_${randomBytes(16).toString('hex')}`;
 }
 
+/** A TypeScript entry point of this repository running as its own Node process. */
+export interface NodeProcess {
+  child: ChildProcess;
+  /** What it printed so far (stdout and stderr). */
+  output(): string;
+  /** Resolves with the exit code (null when killed by a signal). */
+  exited: Promise<number | null>;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code. */
+  stop(graceMs?: number): Promise<number | null>;
+}
+
 /**
- * Spawns `node --conditions=@vigil/source --import tsx services/flag-server/src/main.ts` on a free
- * port with `env` (over quiet, unlimited defaults) and resolves once it prints its URL.
+ * Spawns `node --conditions=@vigil/source --import tsx <entry>` from the repository root with `env`
+ * (and PATH only: nothing of this process's environment leaks in), optionally with an IPC channel.
  */
-export async function spawnServer(env: Record<string, string>, timeoutMs = 30_000): Promise<ServerProcess> {
-  const child = spawn(
-    process.execPath,
-    ['--conditions=@vigil/source', '--import', 'tsx', 'services/flag-server/src/main.ts'],
-    {
-      cwd: repoRoot,
-      env: {
-        PATH: process.env.PATH ?? '',
-        VIGIL_PORT: '0',
-        VIGIL_LOG_LEVEL: 'warn',
-        VIGIL_RATE_LIMIT_MAX: '0',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+export function spawnTs(
+  entry: string,
+  env: Record<string, string>,
+  options: { ipc?: boolean } = {},
+): NodeProcess {
+  const child = spawn(process.execPath, ['--conditions=@vigil/source', '--import', 'tsx', entry], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: options.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d) => {
     out += d.toString();
@@ -61,21 +66,35 @@ export async function spawnServer(env: Record<string, string>, timeoutMs = 30_00
     }
     return exited;
   };
+  return { child, output: () => out, exited, stop };
+}
+
+/**
+ * Spawns `node --conditions=@vigil/source --import tsx services/flag-server/src/main.ts` on a free
+ * port with `env` (over quiet, unlimited defaults) and resolves once it prints its URL.
+ */
+export async function spawnServer(env: Record<string, string>, timeoutMs = 30_000): Promise<ServerProcess> {
+  const { child, output, stop } = spawnTs('services/flag-server/src/main.ts', {
+    VIGIL_PORT: '0',
+    VIGIL_LOG_LEVEL: 'warn',
+    VIGIL_RATE_LIMIT_MAX: '0',
+    ...env,
+  });
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const url = /listening on (http:\/\/\S+)/.exec(out)?.[1];
+    const url = /listening on (http:\/\/\S+)/.exec(output())?.[1];
     if (url) {
       return {
         url,
         streamUrl: `${url.replace(/^http/, 'ws')}/v1/stream`,
         child,
-        output: () => out,
+        output,
         stop,
       };
     }
     if (child.exitCode !== null || Date.now() > deadline) {
       await stop(0);
-      throw new Error(`flag server did not start (exit ${child.exitCode}):\n${out}`);
+      throw new Error(`flag server did not start (exit ${child.exitCode}):\n${output()}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
