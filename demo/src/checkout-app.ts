@@ -35,7 +35,9 @@ export async function startCheckoutApp(options: {
 }): Promise<CheckoutApp> {
   const { client, flag } = options;
   const faults: Faults = { v2ErrorRate: BASELINE_ERROR_RATE };
-  const app: FastifyInstance = Fastify({ logger: false });
+  // The simulated users keep connections alive; closing the app should not wait out Fastify's 72 s
+  // keep-alive timeout for them.
+  const app: FastifyInstance = Fastify({ logger: false, forceCloseConnections: true });
   await app.register(
     vigilFastify(client, {
       context: (request) => ({ key: String((request.query as { user?: string }).user ?? 'anonymous') }),
