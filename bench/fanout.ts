@@ -459,19 +459,15 @@ async function main(): Promise<void> {
     if (r.clients !== TARGET.clients) continue;
     const p99 = stats(r.latencies.kill).p99;
     const floor = floors.find((f) => f.clients === r.clients);
-    const kernel = kernelFloors.filter((f) => f.clients === r.clients);
-    const floorNote = [
-      floor ? `plain-TCP floor in Node: p99 ${fmt(stats(floor.latencies.write).p99, 1)} ms` : '',
-      ...kernel.map(
-        (k) =>
-          `C floor, ${k.threads} thread${k.threads === 1 ? '' : 's'}: p99 ${fmt(stats(k.latencies).p99, 1)} ms`,
-      ),
-    ]
-      .filter(Boolean)
-      .map((note, i) => (i === 0 ? ` (on this machine now: ${note}` : note))
-      .join('; ');
+    const floorNotes = [
+      ...(floor ? [`plain-TCP floor in Node: p99 ${fmt(stats(floor.latencies.write).p99, 1)} ms`] : []),
+      ...kernelFloors
+        .filter((k) => k.clients === r.clients)
+        .map((k) => `C floor, ${k.threads} thread(s): p99 ${fmt(stats(k.latencies).p99, 1)} ms`),
+    ];
+    const floorNote = floorNotes.length > 0 ? ` (on this machine now: ${floorNotes.join('; ')})` : '';
     console.log(
-      `  kill → ${fmt(TARGET.clients)} clients p99 <= ${TARGET.p99Ms} ms   ${fmt(p99, 1)} ms   ${met(p99 <= TARGET.p99Ms)}${floorNote}${floorNote ? ')' : ''}`,
+      `  kill → ${fmt(TARGET.clients)} clients p99 <= ${TARGET.p99Ms} ms   ${fmt(p99, 1)} ms   ${met(p99 <= TARGET.p99Ms)}${floorNote}`,
     );
   }
   console.log(`\n${loadLine()}`);
