@@ -26,6 +26,8 @@ export const ERRORS = {
   VIGIL_STORE_UNAVAILABLE: 503,
   /** The server's own configuration (env vars, config file) is invalid; stops start-up, never sent over HTTP. */
   VIGIL_SERVER_CONFIG: 500,
+  /** The embedded store's data directory is held by another running process; stops start-up, never sent over HTTP. */
+  VIGIL_DATA_DIR_LOCKED: 500,
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -94,7 +94,7 @@ const TAGS = [
   { name: 'operations', description: 'Probes and metrics for load balancers and Prometheus; no token.' },
 ];
 
-/** What each error code the REST API sends means (`VIGIL_SERVER_CONFIG` only stops start-up). */
+/** What each error code the REST API sends means (`VIGIL_SERVER_CONFIG` and `VIGIL_DATA_DIR_LOCKED` only stop start-up). */
 export const ERROR_MEANINGS = {
   VIGIL_BAD_REQUEST:
     'A path parameter, query parameter, header or body field is malformed, or the body is not JSON.',
@@ -120,7 +120,7 @@ export const ERROR_MEANINGS = {
   VIGIL_RATE_LIMITED: 'Over the rate limit; `details.retryAfterMs` says when to try again.',
   VIGIL_INTERNAL: 'A bug: the message is generic, the cause is in the server log.',
   VIGIL_STORE_UNAVAILABLE: 'The store (Redis) cannot be reached; try again later.',
-} as const satisfies Record<Exclude<ErrorCode, 'VIGIL_SERVER_CONFIG'>, string>;
+} as const satisfies Record<Exclude<ErrorCode, 'VIGIL_SERVER_CONFIG' | 'VIGIL_DATA_DIR_LOCKED'>, string>;
 
 type RestErrorCode = keyof typeof ERROR_MEANINGS;
 

@@ -45,7 +45,13 @@ export async function startServer(name = 'vigil-server'): Promise<RunningServer>
   }
   const logger = createLogger(config.logLevel) as Logger;
   const store = createStore(config, (error) => logger.error({ err: error }, 'store listener failed'));
-  await store.start();
+  try {
+    await store.start();
+  } catch (error) {
+    if (!isVigilError(error, 'VIGIL_DATA_DIR_LOCKED')) throw error;
+    process.stderr.write(`${name}: ${error.message}\n`);
+    process.exit(2);
+  }
   const boot = await bootstrapAdmin(store, config.adminToken);
   const app = await buildServer({ config, store, logger, processMetrics: true });
   await app.listen({ port: config.port, host: config.host });

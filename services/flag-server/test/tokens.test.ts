@@ -16,9 +16,10 @@ afterEach(async () => {
   await server.close();
 });
 
+/** Every file the store wrote to its data directory (its lock is a directory of its own). */
 async function dataDirText(dir: string): Promise<string> {
-  const files = await readdir(dir);
-  const texts = await Promise.all(files.map((f) => readFile(join(dir, f), 'utf8')));
+  const files = (await readdir(dir, { withFileTypes: true })).filter((entry) => entry.isFile());
+  const texts = await Promise.all(files.map((f) => readFile(join(dir, f.name), 'utf8')));
   return texts.join('\n');
 }
 

@@ -1,5 +1,7 @@
+import { mkdir } from 'node:fs/promises';
 import type { AuditEntry, CohortSummary, Flag, Incident, Segment, TokenInfo, Verdict } from '@vigil/proto';
 import { VigilError } from '../errors.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { EmbeddedState, type JournalRecord, type SavedState } from './embedded-state.js';
 import { Journal } from './journal.js';
 import { MetricsBus } from './metrics-bus.js';
@@ -40,6 +42,14 @@ export interface EmbeddedStoreOptions {
   compactEvery?: number;
   /** Called when a subscriber throws; the other subscribers still get the change. */
   onListenerError?: (error: unknown) => void;
+  /**
+   * Called when start-up finds the data directory locked by another process and waits, in case that
+   * process died (see `lockDataDir`); and when the lock is lost later, after which every call fails
+   * with `VIGIL_STORE_UNAVAILABLE`.
+   */
+  onLockEvent?: (event: { kind: 'waiting' } | { kind: 'lost'; error: Error }) => void;
+  /** How long the data directory's lock outlives a process that died without releasing it (default 10 s). */
+  lockStaleMs?: number;
 }
 
 /**
@@ -59,10 +69,16 @@ export class EmbeddedStore implements Store {
   private readonly verdicts = new Map<string, { verdict: Verdict; expiresAt: number }>();
   private readonly compactEvery: number;
   private readonly onListenerError: (error: unknown) => void;
+  private readonly onLockEvent: NonNullable<EmbeddedStoreOptions['onLockEvent']>;
+  private readonly dataDir: string;
+  private readonly lockStaleMs: number | undefined;
+  private unlock: (() => Promise<void>) | undefined;
   private writes: Promise<unknown> = Promise.resolve();
   private open = false;
 
   constructor(options: EmbeddedStoreOptions) {
+    this.dataDir = options.dataDir;
+    this.lockStaleMs = options.lockStaleMs;
     this.journal = new Journal(options.dataDir);
     this.state = new EmbeddedState({
       changeLog: options.changeLogLimit ?? 10_000,
@@ -72,26 +88,59 @@ export class EmbeddedStore implements Store {
     this.compactEvery = options.compactEvery ?? 1_000;
     this.onListenerError =
       options.onListenerError ?? ((error) => console.error('vigil store listener failed', error));
+    this.onLockEvent =
+      options.onLockEvent ??
+      ((event) => {
+        if (event.kind === 'waiting')
+          console.error(`vigil: ${this.dataDir} is locked by another process; waiting in case it died`);
+        else console.error(`vigil: lost the lock on ${this.dataDir}; refusing further writes`, event.error);
+      });
   }
 
   async start(): Promise<void> {
-    const { snapshot, records } = await this.journal.open();
-    if (snapshot) this.state.load(snapshot);
-    for (const record of records) this.state.apply(record);
-    if (records.length > 0) await this.journal.compact(this.state.save());
+    await mkdir(this.dataDir, { recursive: true });
+    this.unlock = await lockDataDir(
+      this.dataDir,
+      (error) => {
+        // Another process may be writing the journal now: stop acknowledging anything.
+        this.open = false;
+        this.onLockEvent({ kind: 'lost', error });
+      },
+      () => this.onLockEvent({ kind: 'waiting' }),
+      this.lockStaleMs,
+    );
+    try {
+      const { snapshot, records } = await this.journal.open();
+      if (snapshot) this.state.load(snapshot);
+      for (const record of records) this.state.apply(record);
+      if (records.length > 0) await this.journal.compact(this.state.save());
+    } catch (error) {
+      await this.releaseDataDir();
+      throw error;
+    }
     this.open = true;
   }
 
   async close(): Promise<void> {
     const closing = this.writes.then(async () => {
-      if (!this.open) return;
-      this.open = false;
-      if (this.journal.pending > 0) await this.journal.compact(this.state.save());
+      // Not open: never started, closed already, or its lock was lost (another process may own the files now).
+      if (this.open) {
+        this.open = false;
+        if (this.journal.pending > 0) await this.journal.compact(this.state.save());
+      }
       await this.journal.close();
+      await this.releaseDataDir();
     });
     this.writes = closing.catch(() => undefined);
     await closing;
     this.bus.wakeAll();
+  }
+
+  private async releaseDataDir(): Promise<void> {
+    const unlock = this.unlock;
+    this.unlock = undefined;
+    // Already gone when it was lost (compromised): nothing left to release.
+    await unlock?.().catch(() => undefined);
   }
 
   async ping(): Promise<void> {

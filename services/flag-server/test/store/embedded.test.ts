@@ -1,7 +1,9 @@
-import { appendFile, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, cp, mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { isVigilError } from '../../src/errors.js';
+import { LOCK_NAME } from '../../src/store/data-dir-lock.js';
 import { EmbeddedStore } from '../../src/store/embedded.js';
 import { collect, makeFlag, makeSegment, revisions, storeContract } from './contract.js';
 
@@ -14,6 +16,16 @@ async function dataDir(): Promise<string> {
 afterAll(async () => {
   await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
 });
+
+/**
+ * The disk as a crash of the store holding `dir` would leave it, in a new directory: the files as they
+ * are now, without the dead process's lock (which would go stale; see the lock tests below).
+ */
+async function crashCopy(dir: string): Promise<string> {
+  const copy = await dataDir();
+  await cp(dir, copy, { recursive: true, filter: (source) => !source.endsWith(`/${LOCK_NAME}`) });
+  return copy;
+}
 
 storeContract('embedded', async (limits) => {
   const store = new EmbeddedStore({ dataDir: await dataDir(), ...limits, onListenerError: () => {} });
@@ -94,7 +106,7 @@ describe('embedded store persistence', () => {
     await crashed.start();
     await writeEverything(crashed);
     const before = await observe(crashed);
-    const recovered = await startAt(dir);
+    const recovered = await startAt(await crashCopy(dir));
     expect(await observe(recovered)).toEqual(before);
   });
 
@@ -105,16 +117,17 @@ describe('embedded store persistence', () => {
     await crashed.putFlag('production', makeFlag('a'), undefined, { actor: 'alice' });
     await crashed.putFlag('production', makeFlag('b'), undefined, { actor: 'alice' });
     // A crash mid-append leaves half a record and no newline; that write was never acknowledged.
-    await appendFile(join(dir, 'journal.jsonl'), '{"seq":3,"record":{"op":"commit","change":{"env":"produc');
+    const disk = await crashCopy(dir);
+    await appendFile(join(disk, 'journal.jsonl'), '{"seq":3,"record":{"op":"commit","change":{"env":"produc');
 
-    const recovered = await startAt(dir);
+    const recovered = await startAt(disk);
     const snapshot = await recovered.snapshot('production');
     expect(snapshot.revision).toBe(2);
     expect(snapshot.flags.map((f) => f.key).sort()).toEqual(['a', 'b']);
     await recovered.putFlag('production', makeFlag('c'), undefined, { actor: 'alice' });
     await recovered.close();
 
-    const again = await startAt(dir);
+    const again = await startAt(disk);
     expect((await again.snapshot('production')).flags.map((f) => f.key).sort()).toEqual(['a', 'b', 'c']);
     expect(revisions((await again.changesSince('production', 0))!)).toEqual([1, 2, 3]);
   });
@@ -142,7 +155,7 @@ describe('embedded store persistence', () => {
       await store.putFlag('production', makeFlag(`f${i}`), undefined, { actor: 'alice' });
     const lines = (await readFile(join(dir, 'journal.jsonl'), 'utf8')).split('\n').filter(Boolean);
     expect(lines.length).toBeLessThan(5);
-    const crashedCopy = await startAt(dir);
+    const crashedCopy = await startAt(await crashCopy(dir));
     expect((await crashedCopy.snapshot('production')).revision).toBe(12);
   });
 
@@ -151,10 +164,75 @@ describe('embedded store persistence', () => {
     const store = new EmbeddedStore({ dataDir: dir });
     await store.start();
     await store.putFlag('production', makeFlag('a'), undefined, { actor: 'alice' });
-    const journal = join(dir, 'journal.jsonl');
+    const disk = await crashCopy(dir);
+    const journal = join(disk, 'journal.jsonl');
     const text = await readFile(journal, 'utf8');
     await writeFile(journal, `garbage\n${text}`);
-    await expect(new EmbeddedStore({ dataDir: dir }).start()).rejects.toThrow(/corrupt journal/);
+    const reopened = new EmbeddedStore({ dataDir: disk });
+    await expect(reopened.start()).rejects.toThrow(/corrupt journal/);
+    // A start that failed lets go of the directory.
+    await writeFile(journal, text);
+    await startAt(disk);
+  });
+
+  it('refuses a data directory another store holds, after waiting in case its holder died', async () => {
+    const dir = await dataDir();
+    // Both with a short staleness (the holder refreshes its lock at half of it), as every Vigil has the same.
+    const holder = new EmbeddedStore({ dataDir: dir, lockStaleMs: 2000 });
+    await holder.start();
+    open.push(holder);
+    const events: string[] = [];
+    const second = new EmbeddedStore({
+      dataDir: dir,
+      lockStaleMs: 2000,
+      onLockEvent: (event) => events.push(event.kind),
+    });
+    const refused = await second.start().catch((error: unknown) => error);
+    expect(isVigilError(refused, 'VIGIL_DATA_DIR_LOCKED'), String(refused)).toBe(true);
+    expect((refused as Error).message).toContain('VIGIL_DATA_DIR');
+    expect(events).toEqual(['waiting']);
+    // Once the holder closes, the directory is free; the holder kept its lock all along.
+    await holder.putFlag('production', makeFlag('a'), undefined, { actor: 'alice' });
+    await open.pop()!.close();
+    await startAt(dir);
+  });
+
+  it('stops acknowledging writes once another process took its lock', async () => {
+    const dir = await dataDir();
+    const lost = new Promise<string>((resolve) => {
+      const store = new EmbeddedStore({
+        dataDir: dir,
+        lockStaleMs: 2000,
+        onLockEvent: (event) => event.kind === 'lost' && resolve(event.error.message),
+      });
+      void store.start().then(async () => {
+        open.push(store);
+        await store.putFlag('production', makeFlag('a'), undefined, { actor: 'alice' });
+        // Another process decided the lock was stale and took it.
+        await rm(join(dir, LOCK_NAME), { recursive: true });
+        await mkdir(join(dir, LOCK_NAME));
+      });
+    });
+    expect(await lost).toMatch(/compromised|lock/i);
+    const store = open[open.length - 1]!;
+    const refused = await store
+      .putFlag('production', makeFlag('b'), undefined, { actor: 'alice' })
+      .catch((error: unknown) => error);
+    expect(isVigilError(refused, 'VIGIL_STORE_UNAVAILABLE')).toBe(true);
+  });
+
+  it('takes over the lock of a holder that died: one not refreshed for longer than it may live', async () => {
+    const dir = await dataDir();
+    const left = join(dir, LOCK_NAME);
+    await mkdir(left);
+    const minuteAgo = new Date(Date.now() - 60_000);
+    await utimes(left, minuteAgo, minuteAgo);
+    const events: string[] = [];
+    const store = new EmbeddedStore({ dataDir: dir, onLockEvent: (event) => events.push(event.kind) });
+    await store.start();
+    open.push(store);
+    expect(events).toEqual([]);
+    await store.putFlag('production', makeFlag('a'), undefined, { actor: 'alice' });
   });
 
   it('delivers changes to subscribers synchronously after the write resolves', async () => {
