@@ -49,11 +49,6 @@ export class TestServer {
   async stop(): Promise<void> {
     const app = this.app;
     if (!app) return;
-    // Works around a flag-server bug: its own preClose replaces @fastify/websocket's, which stopped
-    // routing upgrades, so an upgrade arriving while the app closes is never answered and the half-open
-    // socket keeps `app.close()` from resolving. SDKs reconnect at once after 4503, so restarts hit it.
-    app.server.removeAllListeners('upgrade');
-    app.server.on('upgrade', (_request: unknown, socket: { destroy(): void }) => socket.destroy());
     await app.close();
     this.app = undefined;
   }
