@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { CLOSE_CODES } from '@vigil/proto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { WebSocket } from 'ws';
@@ -5,6 +6,7 @@ import type { Tokens } from './auth.js';
 import type { View } from './env-state.js';
 import type { EnvEvent, Environments } from './environments.js';
 import type { ServerMetrics } from './metrics.js';
+import { textFrame } from './ws-frame.js';
 
 const OPEN = 1;
 /**
@@ -17,6 +19,12 @@ const HEARTBEAT_SLICES = 16;
 /** One SDK stream. */
 export interface Connection {
   socket: WebSocket;
+  /**
+   * The TCP socket under `socket` (the upgrade request's), when it is one: broadcasts write their
+   * pre-framed patch to it directly. ws writes its own frames to the same socket, in call order (the
+   * server never compresses, so ws queues nothing), so the two never interleave within a frame.
+   */
+  tcp?: Socket;
   env: string;
   view: View;
   tokenId: string;
@@ -103,8 +111,11 @@ export class StreamHub {
     this.options.metrics.sdkConnections.dec({ env: conn.env, kind: conn.view });
   }
 
-  /** Sends bytes to one stream unless it is too far behind, in which case it is closed (4408). */
-  send(conn: Connection, data: Buffer): boolean {
+  /**
+   * Sends bytes to one stream unless it is too far behind, in which case it is closed (4408). With
+   * `frame` (`data` as a text frame, shared by a broadcast) the bytes go straight to its TCP socket.
+   */
+  send(conn: Connection, data: Buffer, frame?: Buffer): boolean {
     const { socket } = conn;
     if (conn.closed || socket.readyState !== OPEN) return false;
     if (socket.bufferedAmount + data.length > this.options.maxBuffered) {
@@ -116,7 +127,8 @@ export class StreamHub {
       this.close(conn, CLOSE_CODES.tooSlow, 'too slow; reconnect and resync');
       return false;
     }
-    socket.send(data, { binary: false });
+    if (frame && conn.tcp) conn.tcp.write(frame);
+    else socket.send(data, { binary: false });
     return true;
   }
 
@@ -157,7 +169,9 @@ export class StreamHub {
       const conns = sets[view];
       if (conns.size === 0) continue;
       const data = event.kind === 'patch' ? event.applied.message(view) : event.state.snapshot(view).message;
-      for (const conn of conns) this.send(conn, data);
+      // Framed once for all: ws would allocate a header and make two corked writes per stream.
+      const frame = textFrame(data);
+      for (const conn of conns) this.send(conn, data, frame);
     }
   }
 

@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import { CLOSE_CODES, clientMessageSchema, type HelloMessage } from '@vigil/proto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
@@ -204,8 +205,11 @@ export async function streamRoutes(app: FastifyInstance, options: StreamRouteOpt
     let chain: Promise<unknown> = authenticate(request, socket).then((principal) => {
       if (!principal || socket.readyState !== 1) return;
       const now = Date.now();
+      const tcp = request.raw.socket;
       conn = {
         socket,
+        // Under inject (tests) the request's socket is not a TCP socket: such streams get ws's framing.
+        ...(tcp instanceof Socket ? { tcp } : {}),
         env: principal.env!,
         view: principal.clientOnly ? 'client' : 'server',
         tokenId: principal.id,
