@@ -29,6 +29,12 @@ function createStore(config: Config, onListenerError: (error: unknown) => void):
   return new EmbeddedStore({ dataDir: resolve(config.dataDir), onListenerError });
 }
 
+/** Stops start-up with the error's message (exit 2: starting again cannot help until it is fixed). */
+function refuseToStart(name: string, error: Error): never {
+  process.stderr.write(`${name}: ${error.message}\n`);
+  process.exit(2);
+}
+
 /**
  * Starts the flag server from the environment's configuration, prints where it listens and (on first
  * start) the bootstrap admin token, and stops it cleanly on SIGINT/SIGTERM. A bad configuration exits
@@ -40,8 +46,7 @@ export async function startServer(name = 'vigil-server'): Promise<RunningServer>
     config = loadConfig();
   } catch (error) {
     if (!isVigilError(error, 'VIGIL_SERVER_CONFIG')) throw error;
-    process.stderr.write(`${name}: ${error.message}\n`);
-    process.exit(2);
+    refuseToStart(name, error);
   }
   const logger = createLogger(config.logLevel) as Logger;
   const store = createStore(config, (error) => logger.error({ err: error }, 'store listener failed'));
@@ -49,8 +54,7 @@ export async function startServer(name = 'vigil-server'): Promise<RunningServer>
     await store.start();
   } catch (error) {
     if (!isVigilError(error, 'VIGIL_DATA_DIR_LOCKED')) throw error;
-    process.stderr.write(`${name}: ${error.message}\n`);
-    process.exit(2);
+    refuseToStart(name, error);
   }
   const boot = await bootstrapAdmin(store, config.adminToken);
   const app = await buildServer({ config, store, logger, processMetrics: true });

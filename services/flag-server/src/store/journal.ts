@@ -1,5 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
-import { mkdir, open, readFile, rename, truncate } from 'node:fs/promises';
+import { open, readFile, rename, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const SNAPSHOT = 'snapshot.json';
@@ -32,9 +32,11 @@ export class Journal<S, R> {
     return this.sinceCompaction;
   }
 
-  /** Reads the snapshot and the journal, repairs a torn tail and opens the journal for appends. */
+  /**
+   * Reads the snapshot and the journal, repairs a torn tail and opens the journal for appends. The
+   * directory exists already: the store creates it to lock it first.
+   */
   async open(): Promise<Recovered<S, R>> {
-    await mkdir(this.dir, { recursive: true });
     const snapshotFile = await readOptional(join(this.dir, SNAPSHOT));
     const saved =
       snapshotFile === undefined ? undefined : (JSON.parse(snapshotFile) as { seq: number; state: S });
