@@ -1,9 +1,11 @@
 /**
  * Times Vigil's evaluator against unleash-client, GrowthBook and LaunchDarkly on the same flag
  * (`country in [TH, SG, MY]` → 20% rollout), on the hash path and the short-circuit path, over
- * 10,000 distinct users per path; then measures the heap each SDK retains per loaded flag.
+ * 10,000 distinct users per path; then measures the heap each SDK retains per loaded flag; last,
+ * the `matches` operator with native RegExp (the old engine) against re2js (see matches.ts).
  *
  *   pnpm bench            (from the repository root or bench/)
+ *   pnpm bench:eval --matches    (the matches comparison alone)
  */
 import { cpus, loadavg } from 'node:os';
 import { measure } from 'mitata';
@@ -17,6 +19,7 @@ import {
   USER_COUNT,
   type User,
 } from './fixture.js';
+import { matchesBenchmark } from './matches.js';
 import { PEERS } from './peers.js';
 import { type Harness, PATHS, type Path, type Sdk } from './sdk.js';
 import { vigil } from './vigil.js';
@@ -245,7 +248,10 @@ async function main(): Promise<void> {
   ];
   for (const [target, actual, ok] of rows) console.log(`  ${pad(target, 42)} ${pad(actual, 40)} ${met(ok)}`);
 
+  await matchesBenchmark();
+
   console.log(`\n(sink ${sink}; ${fmt((performance.now() - started) / 1000)} s)`);
 }
 
-await main();
+if (process.argv.includes('--matches')) await matchesBenchmark();
+else await main();

@@ -441,6 +441,23 @@ function matchesSuite(): Suite {
   version('digits and a dot', { key: 'u1', build: '2024.12' }, true, false);
   version('trailing text fails the end anchor', { key: 'u1', build: '2024.12-rc' }, false, true);
   version('a number is not its decimal string', { key: 'u1', build: 2024.12 }, false, false);
+
+  // RE2 semantics, which every evaluator shares: linear time whatever the pattern, code points
+  const repeated = s.clause('matches-alternation-under-quantifier', {
+    attribute: 's',
+    op: 'matches',
+    values: ['^(a|aa)+$'],
+  });
+  repeated('alternation under a quantifier, long input', { key: 'u1', s: 'a'.repeat(200) }, true, false);
+  repeated(
+    'alternation under a quantifier, long input failing at its end',
+    { key: 'u1', s: `${'a'.repeat(200)}b` },
+    false,
+    true,
+  );
+  const codePoint = s.clause('matches-code-point', { attribute: 's', op: 'matches', values: ['^.$'] });
+  codePoint('. is one code point, even outside the BMP', { key: 'u1', s: '😀' }, true, false);
+  codePoint('. is not two code points', { key: 'u1', s: 'ไท' }, false, true);
   return s;
 }
 

@@ -1,14 +1,13 @@
 import { z } from 'zod';
 import { attributePathSchema, keySchema } from './keys.js';
 
+export { MAX_REGEX_LENGTH } from './regex.js';
+
 /** Weights are thousandths of a percent: 100000 is everyone. */
 export const WEIGHT_TOTAL = 100_000;
 
 /** Longest prerequisite chain (in links) an environment may hold; evaluation fails deeper ones. */
 export const MAX_PREREQUISITE_DEPTH = 16;
-
-/** Longest regex source accepted by the `matches` operator. */
-export const MAX_REGEX_LENGTH = 256;
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 export const jsonValueSchema: z.ZodType<Json> = z.lazy(() =>

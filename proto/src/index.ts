@@ -6,6 +6,7 @@ export * from './health.js';
 export * from './incident.js';
 export * from './keys.js';
 export * from './metrics.js';
+export { compileMatchPattern, type MatchPattern } from './regex.js';
 export * from './time.js';
 export * from './validate.js';
 export * from './wire.js';

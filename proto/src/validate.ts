@@ -1,11 +1,9 @@
-import safeRegex from 'safe-regex2';
 import { z } from 'zod';
 import {
   type Clause,
   type Flag,
   flagSchema,
   MAX_PREREQUISITE_DEPTH,
-  MAX_REGEX_LENGTH,
   type Rule,
   ruleSchema,
   type Segment,
@@ -15,6 +13,7 @@ import {
   variantSchema,
   WEIGHT_TOTAL,
 } from './flag.js';
+import { compileMatchPattern } from './regex.js';
 import { parseTime } from './time.js';
 
 /** One reason a piece of configuration was refused, with the dot/bracket path of the field. */
@@ -57,16 +56,46 @@ export function isSemver(value: string): boolean {
   return SEMVER.test(value.startsWith('v') ? value.slice(1) : value);
 }
 
-/** Why a `matches` pattern is refused, or undefined when it is acceptable. */
+/**
+ * Why a `matches` pattern is refused, or undefined when it is acceptable: it must compile with the
+ * engine every evaluator matches with (RE2, linear time), so what is accepted here cannot backtrack.
+ */
 export function regexProblem(pattern: string): string | undefined {
-  if (pattern.length > MAX_REGEX_LENGTH) return `regex longer than ${MAX_REGEX_LENGTH} characters`;
   try {
-    new RegExp(pattern);
+    compileMatchPattern(pattern);
+    return undefined;
   } catch (error) {
-    return `invalid regex: ${(error as Error).message}`;
+    return (error as Error).message;
   }
-  if (!safeRegex(pattern)) return 'regex may backtrack catastrophically (nested quantifiers)';
-  return undefined;
+}
+
+/**
+ * The `matches` values of stored clauses that the engine refuses, with their field paths: flags and
+ * segments written before RE2 became the engine may hold them. Such a clause never matches.
+ */
+export function refusedPatterns(item: Flag | Segment): FieldIssue[] {
+  const issues: FieldIssue[] = [];
+  const check = (clause: Clause, at: string) => {
+    if (clause.op !== 'matches') return;
+    clause.values.forEach((value, v) => {
+      const problem = typeof value === 'string' ? regexProblem(value) : undefined;
+      if (problem) issues.push({ field: `${at}.values[${v}]`, message: problem });
+    });
+  };
+  if ('variants' in item) {
+    item.rules.forEach((rule, r) => {
+      rule.clauses.forEach((clause, c) => {
+        check(clause, `rules[${r}].clauses[${c}]`);
+      });
+    });
+  } else {
+    item.rules.forEach((rule, r) => {
+      rule.forEach((clause, c) => {
+        check(clause, `rules[${r}][${c}]`);
+      });
+    });
+  }
+  return issues;
 }
 
 /** Check one clause's values against its operator. */

@@ -9,7 +9,9 @@ import {
   MAX_PREREQUISITE_DEPTH,
   MAX_REGEX_LENGTH,
   prerequisiteCycle,
+  refusedPatterns,
   regexProblem,
+  segmentSchema,
   validateFlag,
   validateSegment,
 } from '../src/index.js';
@@ -130,7 +132,7 @@ describe('validateFlag', () => {
             clause('lt', ['18']),
             clause('semverEq', ['1.2', 'v1.2.3']),
             clause('before', ['yesterday', '2024-02-30', '2024-01-01T10:00', '2024-01-01T10:00:00+07:00']),
-            clause('matches', ['(unclosed', 'x'.repeat(MAX_REGEX_LENGTH + 1), '(a+)+$', '^ok$']),
+            clause('matches', ['(unclosed', 'x'.repeat(MAX_REGEX_LENGTH + 1), '(a)\\1', '^ok$']),
             clause('exists', ['yes']),
             clause('in', []),
             clause('contains', [3, 'x']),
@@ -414,13 +416,63 @@ describe('regexProblem', () => {
     }
   });
 
-  it('refuses invalid, oversized and catastrophically backtracking patterns', () => {
-    expect(regexProblem('(unclosed')).toMatch(/^invalid regex/);
+  it('accepts, in RE2 syntax, the patterns that backtrack catastrophically in a backtracking engine', () => {
+    // matched in linear time by RE2, so they are safe to store (and were once refused or accepted
+    // depending on a heuristic: `(a|a)*` passed safe-regex2 and froze evaluation)
+    for (const pattern of [
+      '(a+)+$',
+      '(a*)*b',
+      '^(\\w+\\s?)*$',
+      '(x+x+)+y',
+      '^(a|a)*$',
+      '(a|aa)+b',
+      '(?i)^admin',
+    ]) {
+      expect(regexProblem(pattern), pattern).toBeUndefined();
+    }
+  });
+
+  it('refuses invalid and oversized patterns, and JavaScript syntax RE2 does not have', () => {
+    expect(regexProblem('(unclosed')).toMatch(/^invalid regex \(RE2 syntax\)/);
     expect(regexProblem('[z-a]')).toMatch(/^invalid regex/);
     expect(regexProblem('x'.repeat(MAX_REGEX_LENGTH + 1))).toMatch(/longer than 256/);
-    for (const pattern of ['(a+)+$', '(a*)*b', '^(\\w+\\s?)*$', '(x+x+)+y']) {
-      expect(regexProblem(pattern), pattern).toMatch(/backtrack/);
+    for (const pattern of ['(a)\\1', '^(?=a)', 'a(?!b)', '(?<=a)b', '(?<!a)b', 'a++', '\\u0041', '[^]']) {
+      expect(regexProblem(pattern), pattern).toMatch(/^invalid regex \(RE2 syntax\)/);
     }
+  });
+});
+
+describe('refusedPatterns', () => {
+  it('names each stored matches value RE2 refuses, in flags and in segments', () => {
+    const flag = flagSchema.parse({
+      ...good,
+      rules: [
+        {
+          id: 'r',
+          clauses: [
+            { attribute: 'email', op: 'matches', values: ['^ok$', '(a)\\1'] },
+            { attribute: 'country', op: 'in', values: ['(a)\\1'] },
+          ],
+          serve: { variant: 'on' },
+        },
+      ],
+    });
+    expect(refusedPatterns(flag)).toEqual([
+      {
+        field: 'rules[0].clauses[0].values[1]',
+        message: expect.stringMatching(/^invalid regex \(RE2 syntax\)/),
+      },
+    ]);
+    expect(
+      refusedPatterns(
+        segmentSchema.parse({
+          key: 's',
+          included: [],
+          excluded: [],
+          rules: [[{ attribute: 'ua', op: 'matches', values: ['(?=x)'], negate: false }]],
+        }),
+      ).map((i) => i.field),
+    ).toEqual(['rules[0][0].values[0]']);
   });
 });
 
@@ -445,7 +497,7 @@ describe('validateSegment', () => {
       included: ['alice'],
       rules: [
         [clause('endsWith', ['@vigil.dev'], 'email'), clause('inSegment', ['other'])],
-        [clause('gt', ['10']), clause('matches', ['(a+)+$']), clause('exists', [1])],
+        [clause('gt', ['10']), clause('matches', ['(?=a)']), clause('exists', [1])],
       ],
     });
     expect(result.ok ? [] : result.issues.map((i) => i.field)).toEqual([

@@ -26,6 +26,7 @@ describe('the zod-free proto runtime bundled for browsers', () => {
     expect(runtime.MAX_REGEX_LENGTH).toBe(proto.MAX_REGEX_LENGTH);
     expect(runtime.CLOSE_CODES).toEqual(proto.CLOSE_CODES);
     expect(runtime.parseTime).toBe(proto.parseTime);
+    expect(runtime.compileMatchPattern).toBe(proto.compileMatchPattern);
   });
 });
 

@@ -1,4 +1,11 @@
-import { type Clause, type ClauseValue, MAX_REGEX_LENGTH, type Operator, parseTime } from '@vigil/proto';
+import {
+  type Clause,
+  type ClauseValue,
+  compileMatchPattern,
+  type MatchPattern,
+  type Operator,
+  parseTime,
+} from '@vigil/proto';
 import { type AttributeGetter, attributeGetter, topLevelName } from './attributes.js';
 import { compareSemver, parseSemver, type SemVer } from './semver.js';
 import type { Context } from './types.js';
@@ -15,14 +22,19 @@ export interface SegmentLookup {
 type Test = (value: unknown) => boolean | typeof MISMATCH;
 const MISMATCH = 2 as const;
 
-function compileRegexes(values: readonly ClauseValue[]): RegExp[] {
-  const out: RegExp[] = [];
+/**
+ * Compiles `matches` patterns once, with RE2 (linear time: no pattern can stall evaluation). A
+ * pattern RE2 refuses was refused at write time; one stored before that is left out, and a clause
+ * left with no pattern is false.
+ */
+function compileRegexes(values: readonly ClauseValue[]): MatchPattern[] {
+  const out: MatchPattern[] = [];
   for (const v of values) {
-    if (typeof v !== 'string' || v.length > MAX_REGEX_LENGTH) continue;
+    if (typeof v !== 'string') continue;
     try {
-      out.push(new RegExp(v));
+      out.push(compileMatchPattern(v));
     } catch {
-      // refused at write time; a bad pattern that got here anyway simply never matches
+      // never matches (see above)
     }
   }
   return out;
@@ -86,6 +98,8 @@ function valueTest(
       return stringTest(values, (a, v) => a.endsWith(v));
     case 'matches': {
       const regexes = compileRegexes(values);
+      // no usable pattern: the clause is false, negated or not (as for a type mismatch)
+      if (regexes.length === 0) return () => MISMATCH;
       return (value) => {
         if (typeof value !== 'string') return MISMATCH;
         for (let i = 0; i < regexes.length; i++) if (regexes[i]!.test(value)) return true;

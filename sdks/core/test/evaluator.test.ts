@@ -476,6 +476,25 @@ describe('clauses', () => {
     const set = when({ attribute: 'email', op: 'matches', values: ['(unclosed'] });
     expect(set.detail('f', { email: '(unclosed' })).toMatchObject({ variant: 'off', reason: 'DEFAULT' });
   });
+
+  it('a stored pattern RE2 refuses is left out, and a clause left with none is false even negated', () => {
+    // `(a)\1` is a JavaScript backreference: RegExp would match "aa"
+    const only = when({ attribute: 's', op: 'matches', values: ['(a)\\1'] });
+    expect(only.isEnabled('f', { s: 'aa' })).toBe(false);
+    const negated = when({ attribute: 's', op: 'matches', values: ['(a)\\1'], negate: true });
+    expect(negated.isEnabled('f', { s: 'aa' })).toBe(false);
+    expect(negated.isEnabled('f', { s: 'b' })).toBe(false);
+    const mixed = when({ attribute: 's', op: 'matches', values: ['(a)\\1', '^b'] });
+    expect(mixed.isEnabled('f', { s: 'aa' })).toBe(false);
+    expect(mixed.isEnabled('f', { s: 'bb' })).toBe(true);
+  });
+
+  it('matches with RE2 semantics: linear time, code points', () => {
+    const set = when({ attribute: 's', op: 'matches', values: ['^(a|a)*$'] });
+    expect(set.isEnabled('f', { s: 'a'.repeat(100_000) })).toBe(true);
+    expect(set.isEnabled('f', { s: `${'a'.repeat(100_000)}!` })).toBe(false);
+    expect(when({ attribute: 's', op: 'matches', values: ['^.$'] }).isEnabled('f', { s: '😀' })).toBe(true);
+  });
 });
 
 describe('segments', () => {

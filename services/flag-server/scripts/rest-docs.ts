@@ -471,7 +471,7 @@ export function renderRestDocs(doc: OpenApiDocument): string {
     `Types: ${code('key')} is a string matching ${code(KEY_PATTERN.source)} (flag, segment, variant, rule`,
     `and environment names); ${code('date-time')} is ISO 8601 in UTC, e.g. ${code('2030-03-01T12:00:00.000Z')}.`,
     'Fields with a default may be left out of a request. The write-time checks JSON Schema cannot express',
-    '(weights summing to 100000, variants that exist, safe regexes, prerequisite cycles) are in',
+    '(weights summing to 100000, variants that exist, regexes RE2 compiles, prerequisite cycles) are in',
     '[evaluation.md](evaluation.md). The same shapes are exported as JSON Schema in',
     '[`proto/schema/`](../proto/schema).',
     '',

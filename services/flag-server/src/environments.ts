@@ -1,3 +1,4 @@
+import { refusedPatterns } from '@vigil/proto';
 import type { FastifyBaseLogger } from 'fastify';
 import { type AppliedChange, EnvState } from './env-state.js';
 import type { ServerMetrics } from './metrics.js';
@@ -69,6 +70,7 @@ export class Environments {
     entry.ready = this.store.snapshot(env).then(
       (snapshot) => {
         state.load(snapshot);
+        this.reportRefusedPatterns(state);
         entry.loaded = true;
         entry.busy = false;
         this.drain(entry);
@@ -82,6 +84,24 @@ export class Environments {
     );
     this.entries.set(env, entry);
     return entry.ready;
+  }
+
+  /**
+   * Warns of every stored `matches` pattern the RE2 engine refuses (written before RE2 was the
+   * engine): its clause never matches, which the operator should know and fix.
+   */
+  private reportRefusedPatterns(state: EnvState): void {
+    const report = (kind: 'flag' | 'segment', key: string, issues: ReturnType<typeof refusedPatterns>) => {
+      for (const issue of issues) {
+        this.options.metrics.refusedPatterns.inc({ env: state.env });
+        this.options.log.warn(
+          { env: state.env, [kind]: key, clause: issue.field, reason: issue.message },
+          `stored ${kind} has a matches pattern the RE2 engine refuses; the clause never matches until it is rewritten`,
+        );
+      }
+    };
+    for (const flag of state.flags.values()) report('flag', flag.key, refusedPatterns(flag));
+    for (const segment of state.segments.values()) report('segment', segment.key, refusedPatterns(segment));
   }
 
   /** An environment's state if it is loaded, synchronously (the polling fast path). */

@@ -1,4 +1,4 @@
-import { contextSchema, KEY_PATTERN, keySchema } from '@vigil/proto';
+import { contextSchema, KEY_PATTERN, keySchema, MAX_CONTEXT_JSON_LENGTH } from '@vigil/proto';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Environments } from '../environments.js';
@@ -26,7 +26,10 @@ export async function evaluateRoutes(app: FastifyInstance, options: { envs: Envi
         summary: 'Evaluate flags for a context',
         description:
           'Evaluated from the same in-memory state the streams serve, with the evaluator the SDKs use, so the ' +
-          'results match theirs. The context is at most 64 KiB as JSON. An unknown flag key gives ' +
+          "results match theirs. The context's one limit is its size, at most " +
+          `${MAX_CONTEXT_JSON_LENGTH.toLocaleString('en-US')} characters as JSON (64 KiB; no limit on \`key\` ` +
+          'or on attributes), besides those on every request body (`bodyLimit`, nesting depth): within them, any ' +
+          'context an SDK evaluates is evaluated here, with the same answer. An unknown flag key gives ' +
           '`reason: ERROR`, `errorCode: FLAG_NOT_FOUND`, `value: null`.',
         params: doc(envParams),
         body: {
