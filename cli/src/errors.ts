@@ -80,7 +80,9 @@ const HINTS: Record<string, string> = {
     'use a token with the scope or environment the message names (kill, revive, schedules and incidents need ops)',
   VIGIL_RATE_LIMITED: 'wait a moment and retry',
   VIGIL_STORE_UNAVAILABLE:
-    "the server cannot reach its store; retry, and see the runbook's Redis outage section",
+    "the server cannot reach its store and did not apply the change; retry, and see the runbook's Redis outage section",
+  VIGIL_WRITE_OUTCOME_UNKNOWN:
+    'the change reached the store but its outcome is unknown, and the retries with the same Idempotency-Key found no answer; check with a read command (`vigil flags get`, `vigil incidents show`) before running it again',
 };
 
 /** The server refused the request with `{ error: { code, message, details } }`. */

@@ -1,7 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { errorBodySchema } from '@vigil/proto';
 import { type Config, displayUrl } from './config.js';
-import { cliError, serverRefused } from './errors.js';
+import { CliError, cliError, serverRefused } from './errors.js';
 
 // Resolves from src/ (tsx) and from dist/ (the build) alike: both sit one level below package.json.
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -37,16 +38,52 @@ export function snippet(text: string): string {
   return flat.length > 160 ? `${flat.slice(0, 160)}…` : flat;
 }
 
+/** How many times a write whose outcome the server could not know is sent again (with its key). */
+export const WRITE_RETRIES = 3;
+/** The wait before the first of those retries; it doubles after each. */
+const WRITE_RETRY_DELAY_MS = 250;
+
 /**
  * One request to the flag server with the bearer token and the timeout. Resolves with 2xx answers;
  * rejects with a `CliError`: the server's refusal (its `VIGIL_*` code, exit 1), no answer (exit 3)
  * or an answer that is not a Vigil error body (exit 4).
+ *
+ * Every write (POST) carries a fresh `Idempotency-Key`. When the server answers 503
+ * `VIGIL_WRITE_OUTCOME_UNKNOWN` (the write reached its store, the reply did not come back) the same
+ * request is sent again with the same key, up to {@link WRITE_RETRIES} times (also through
+ * `VIGIL_STORE_UNAVAILABLE` answers that follow, which speak only for their own attempt): the server
+ * applies it at most once and answers a repeat with the first response. Retries exhausted, the
+ * outcome is reported as unknown.
  */
 export async function request(
   config: Config,
   method: Method,
   path: string,
   body?: unknown,
+): Promise<HttpAnswer> {
+  const key = method === 'GET' ? undefined : randomUUID();
+  let unknown: CliError | undefined;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await requestOnce(config, method, path, body, key);
+    } catch (error) {
+      const code = error instanceof CliError ? error.code : undefined;
+      if (code === 'VIGIL_WRITE_OUTCOME_UNKNOWN') unknown = error as CliError;
+      // After an unknown outcome, "not applied" speaks only for that attempt: the first may have been.
+      const retry = code === 'VIGIL_WRITE_OUTCOME_UNKNOWN' || (unknown && code === 'VIGIL_STORE_UNAVAILABLE');
+      if (!retry || attempt >= WRITE_RETRIES)
+        throw unknown && code === 'VIGIL_STORE_UNAVAILABLE' ? unknown : error;
+      await new Promise((resolve) => setTimeout(resolve, WRITE_RETRY_DELAY_MS * 2 ** attempt));
+    }
+  }
+}
+
+async function requestOnce(
+  config: Config,
+  method: Method,
+  path: string,
+  body: unknown,
+  idempotencyKey: string | undefined,
 ): Promise<HttpAnswer> {
   const url = new URL(path, config.baseUrl);
   const what = `${method} ${url.pathname}`;
@@ -57,6 +94,7 @@ export async function request(
     'user-agent': `vigil-cli/${CLI_VERSION}`,
   };
   if (body !== undefined) headers['content-type'] = 'application/json';
+  if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
   let status: number;
   let contentType: string;
   let text: string;

@@ -16,6 +16,9 @@ export const reasonBodySchema = z.strictObject({
 /** Optional `X-Vigil-Reason` header: why a configuration write was made (recorded in the audit log). */
 const reasonHeaderSchema = z.string().max(2048).optional();
 
+/** The errors every write route may answer for its `Idempotency-Key` and an unknown store outcome. */
+export const WRITE_ERRORS = ['VIGIL_IDEMPOTENCY_KEY_REUSED', 'VIGIL_WRITE_OUTCOME_UNKNOWN'] as const;
+
 /** Path parameters' issues, named `path.<param>`. */
 export function paramIssues<T extends z.ZodType>(
   schema: T,

@@ -1,6 +1,7 @@
 import { environmentIssues, type Flag, flagIssues, validateFlag } from '@vigil/proto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { VigilError } from '../errors.js';
+import { claimed, Idempotency, idempotent } from '../idempotency.js';
 import type { ServerMetrics } from '../metrics.js';
 import { AUTH_ERRORS, doc, errors, etagHeader, ref, reply, requestHeaders } from '../openapi.js';
 import { etag, expectation, ifMatch, notModified, parseRequest } from '../request.js';
@@ -11,6 +12,7 @@ import {
   keyParams,
   paramIssues,
   reasonBodySchema,
+  WRITE_ERRORS,
   withUrlKey,
   writeMeta,
 } from './common.js';
@@ -118,7 +120,7 @@ export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions
         description:
           'The server sets `version`, `createdAt` and `updatedAt`; a created flag may carry a kill switch and a schedule.',
         params: doc(envParams),
-        headers: requestHeaders('x-vigil-reason'),
+        headers: requestHeaders('x-vigil-reason', 'idempotency-key'),
         body: ref('Flag'),
         response: {
           201: reply('The flag as stored', ref('Flag'), {
@@ -129,17 +131,31 @@ export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions
             ...FLAG_REFUSED,
             ...AUTH_ERRORS,
             ['VIGIL_ALREADY_EXISTS', 'a flag with this key exists in the environment.'],
+            ...WRITE_ERRORS,
             'VIGIL_STORE_UNAVAILABLE',
           ),
         },
       },
     },
     async (request, reply) => {
-      const { env, flag } = await validateForEnv(request, undefined, snapshotOf);
-      const saved = await store.putFlag(env, flag, { absent: true }, writeMeta(request));
-      metrics.writes.inc({ action: 'flag.create' });
-      reply.header('location', `/api/v1/envs/${env}/flags/${saved.key}`);
-      return sendFlag(reply, saved, 201);
+      const idem = Idempotency.of(request);
+      const created = (flag: Flag, status: number) => {
+        const env = (request.params as { env: string }).env;
+        reply.header('location', `/api/v1/envs/${env}/flags/${flag.key}`);
+        return sendFlag(reply, flag, status);
+      };
+      return idempotent(
+        store,
+        idem,
+        (record) => created(record.result as Flag, record.status),
+        async () => {
+          const { env, flag } = await validateForEnv(request, undefined, snapshotOf);
+          const meta = claimed(writeMeta(request), idem, 201);
+          const saved = await store.putFlag(env, flag, { absent: true }, meta);
+          metrics.writes.inc({ action: 'flag.create' });
+          return created(saved, 201);
+        },
+      );
     },
   );
 
@@ -186,8 +202,8 @@ export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions
           'An update keeps the stored kill switch and schedule whatever the body says (use kill/revive and the ' +
           'schedule routes); version and timestamps are set by the server.',
         params: doc(keyParams),
-        headers: requestHeaders('if-match', 'x-vigil-reason'),
-        body: ref('Flag'),
+        headers: requestHeaders('if-match', 'x-vigil-reason', 'idempotency-key'),
+        body: ref('FlagReplacement'),
         response: {
           200: reply('Replaced: the flag as stored', ref('Flag'), FLAG_ETAG),
           201: reply('Created: the flag as stored', ref('Flag'), FLAG_ETAG),
@@ -196,6 +212,7 @@ export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions
             ...AUTH_ERRORS,
             ['VIGIL_NOT_FOUND', '`If-Match` names a version of a flag that does not exist.'],
             'VIGIL_VERSION_CONFLICT',
+            ...WRITE_ERRORS,
             'VIGIL_STORE_UNAVAILABLE',
           ),
         },
@@ -203,17 +220,26 @@ export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions
     },
     async (request, reply) => {
       const match = ifMatch(request);
-      const key = (request.params as { key: string }).key;
-      const { env, flag, snapshot } = await validateForEnv(request, key, snapshotOf);
-      const current = snapshot.flags.find((f) => f.key === flag.key);
-      const saved = await store.putFlag(
-        env,
-        flag,
-        expectation(match, current, `flag ${flag.key}`),
-        writeMeta(request),
+      const idem = Idempotency.of(request);
+      return idempotent(
+        store,
+        idem,
+        (record) => sendFlag(reply, record.result as Flag, record.status),
+        async () => {
+          const key = (request.params as { key: string }).key;
+          const { env, flag, snapshot } = await validateForEnv(request, key, snapshotOf);
+          const current = snapshot.flags.find((f) => f.key === flag.key);
+          const status = current ? 200 : 201;
+          const saved = await store.putFlag(
+            env,
+            flag,
+            expectation(match, current, `flag ${flag.key}`),
+            claimed(writeMeta(request), idem, status),
+          );
+          metrics.writes.inc({ action: current ? 'flag.update' : 'flag.create' });
+          return sendFlag(reply, saved, status);
+        },
       );
-      metrics.writes.inc({ action: current ? 'flag.update' : 'flag.create' });
-      return sendFlag(reply, saved, current ? 200 : 201);
     },
   );
 
@@ -225,7 +251,7 @@ export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions
         tags: ['flags'],
         summary: 'Delete a flag (409 while other flags require it as a prerequisite)',
         params: doc(keyParams),
-        headers: requestHeaders('if-match', 'x-vigil-reason'),
+        headers: requestHeaders('if-match', 'x-vigil-reason', 'idempotency-key'),
         response: {
           204: reply('Deleted'),
           ...errors(
@@ -234,6 +260,7 @@ export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions
             ['VIGIL_NOT_FOUND', 'no flag with this key in the environment.'],
             ['VIGIL_IN_USE', 'other flags name it as a prerequisite (`details.dependents`).'],
             'VIGIL_VERSION_CONFLICT',
+            ...WRITE_ERRORS,
             'VIGIL_STORE_UNAVAILABLE',
           ),
         },
@@ -242,25 +269,38 @@ export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions
     async (request, reply) => {
       const match = ifMatch(request);
       const { params } = parseRequest(request, { params: keyParams });
-      const meta = writeMeta(request);
-      const snapshot = await store.snapshot(params.env);
-      const current = snapshot.flags.find((f) => f.key === params.key);
-      if (!current) throw new VigilError('VIGIL_NOT_FOUND', `no flag ${params.key} in ${params.env}`);
-      const dependents = snapshot.flags
-        .filter((f) => f.prerequisites.some((p) => p.flag === params.key))
-        .map((f) => f.key);
-      if (dependents.length > 0) {
-        throw new VigilError(
-          'VIGIL_IN_USE',
-          `flag ${params.key} is a prerequisite of ${dependents.join(', ')}`,
-          {
-            dependents,
-          },
-        );
-      }
-      await store.deleteFlag(params.env, params.key, expectation(match, current, `flag ${params.key}`), meta);
-      metrics.writes.inc({ action: 'flag.delete' });
-      return reply.code(204).send();
+      const idem = Idempotency.of(request);
+      const meta = claimed(writeMeta(request), idem, 204);
+      return idempotent(
+        store,
+        idem,
+        () => reply.code(204).send(),
+        async () => {
+          const snapshot = await store.snapshot(params.env);
+          const current = snapshot.flags.find((f) => f.key === params.key);
+          if (!current) throw new VigilError('VIGIL_NOT_FOUND', `no flag ${params.key} in ${params.env}`);
+          const dependents = snapshot.flags
+            .filter((f) => f.prerequisites.some((p) => p.flag === params.key))
+            .map((f) => f.key);
+          if (dependents.length > 0) {
+            throw new VigilError(
+              'VIGIL_IN_USE',
+              `flag ${params.key} is a prerequisite of ${dependents.join(', ')}`,
+              {
+                dependents,
+              },
+            );
+          }
+          await store.deleteFlag(
+            params.env,
+            params.key,
+            expectation(match, current, `flag ${params.key}`),
+            meta,
+          );
+          metrics.writes.inc({ action: 'flag.delete' });
+          return reply.code(204).send();
+        },
+      );
     },
   );
 
@@ -283,6 +323,7 @@ export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions
             : 'Clears the kill switch: a new version serving what the flag served before the kill. Reviving a ' +
               'flag that is not killed changes nothing.',
           params: doc(keyParams),
+          headers: requestHeaders('idempotency-key'),
           body: doc(reasonBodySchema),
           response: {
             200: reply('The flag as stored', ref('Flag'), FLAG_ETAG),
@@ -290,6 +331,7 @@ export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions
               ['VIGIL_BAD_REQUEST', 'a malformed path parameter, or no `reason`.'],
               ...AUTH_ERRORS,
               ['VIGIL_NOT_FOUND', 'no flag with this key in the environment.'],
+              ...WRITE_ERRORS,
               'VIGIL_STORE_UNAVAILABLE',
             ),
           },
@@ -297,10 +339,18 @@ export async function flagRoutes(app: FastifyInstance, options: FlagRouteOptions
       },
       async (request, reply) => {
         const { params, body } = parseRequest(request, { params: keyParams, body: reasonBodySchema });
-        const meta = writeMeta(request, body.reason);
-        const flag = await store.setKill(params.env, params.key, { killed, ...meta });
-        metrics.writes.inc({ action: `flag.${action}` });
-        return sendFlag(reply, flag);
+        const idem = Idempotency.of(request);
+        const meta = claimed(writeMeta(request, body.reason), idem, 200);
+        return idempotent(
+          store,
+          idem,
+          (record) => sendFlag(reply, record.result as Flag, record.status),
+          async () => {
+            const flag = await store.setKill(params.env, params.key, { killed, ...meta });
+            metrics.writes.inc({ action: `flag.${action}` });
+            return sendFlag(reply, flag);
+          },
+        );
       },
     );
   }

@@ -3,11 +3,13 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { principalOf } from '../auth.js';
 import { VigilError } from '../errors.js';
+import { Idempotency, idempotent } from '../idempotency.js';
 import { renderPostmortem } from '../incidents/postmortem.js';
 import type { ServerMetrics } from '../metrics.js';
-import { AUTH_ERRORS, doc, errors, ref, reply } from '../openapi.js';
+import { AUTH_ERRORS, doc, errors, ref, reply, requestHeaders } from '../openapi.js';
 import { parseRequest } from '../request.js';
 import type { Store } from '../store/store.js';
+import { WRITE_ERRORS } from './common.js';
 
 export interface IncidentRouteOptions {
   store: Store;
@@ -155,10 +157,17 @@ export async function incidentRoutes(app: FastifyInstance, options: IncidentRout
                 'acknowledgement); the guardian tells the integrations. The same flag version never opens a second ' +
                 'incident. On a resolved incident it changes nothing.',
           params: doc(idParams),
+          headers: requestHeaders('idempotency-key'),
           body: doc(incidentNoteSchema),
           response: {
             200: reply('The incident as stored', ref('Incident')),
-            ...errors('VIGIL_BAD_REQUEST', ...AUTH_ERRORS, NO_INCIDENT, 'VIGIL_STORE_UNAVAILABLE'),
+            ...errors(
+              'VIGIL_BAD_REQUEST',
+              ...AUTH_ERRORS,
+              NO_INCIDENT,
+              ...WRITE_ERRORS,
+              'VIGIL_STORE_UNAVAILABLE',
+            ),
           },
         },
       },
@@ -166,8 +175,17 @@ export async function incidentRoutes(app: FastifyInstance, options: IncidentRout
         const { params, body } = parseRequest(request, { params: idParams, body: incidentNoteSchema });
         const by = principalOf(request).name;
         const at = new Date(now()).toISOString();
-        const updated = await store.updateIncident(params.id, (current) =>
-          transition(current, to, by, at, body.note),
+        const idem = Idempotency.of(request);
+        const updated = await idempotent(
+          store,
+          idem,
+          (record) => record.result as Incident,
+          () =>
+            store.updateIncident(
+              params.id,
+              (current) => transition(current, to, by, at, body.note),
+              idem?.claim(200),
+            ),
         );
         if (!updated) throw new VigilError('VIGIL_NOT_FOUND', `no incident ${params.id}`);
         if (updated.status === 'resolved') {

@@ -10,11 +10,12 @@ import {
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { isVigilError, VigilError } from '../errors.js';
+import { claimed, Idempotency, idempotent } from '../idempotency.js';
 import type { ServerMetrics } from '../metrics.js';
 import { AUTH_ERRORS, doc, errors, etagHeader, ref, reply, requestHeaders } from '../openapi.js';
 import { etag, expectation, ifMatch, parseRequest } from '../request.js';
 import type { Expectation, Store, WriteMeta } from '../store/store.js';
-import { invalid, keyParams, writeMeta } from './common.js';
+import { invalid, keyParams, WRITE_ERRORS, writeMeta } from './common.js';
 
 export interface ScheduleRouteOptions {
   store: Store;
@@ -151,7 +152,7 @@ export async function scheduleRoutes(app: FastifyInstance, options: ScheduleRout
           'regression it holds the step and, under an auto-kill severity, kills the flag, which marks the ' +
           'schedule `rolled_back`. `If-Match: "<version>"` refuses a lost update.',
         params: doc(keyParams),
-        headers: requestHeaders('if-match', 'x-vigil-reason'),
+        headers: requestHeaders('if-match', 'x-vigil-reason', 'idempotency-key'),
         body: doc(scheduleBodySchema),
         response: {
           200: reply(
@@ -169,6 +170,7 @@ export async function scheduleRoutes(app: FastifyInstance, options: ScheduleRout
             ['VIGIL_NOT_FOUND', 'no flag with this key in the environment.'],
             ['VIGIL_INVALID_STATE', 'the flag is killed; revive it first.'],
             'VIGIL_VERSION_CONFLICT',
+            ...WRITE_ERRORS,
             'VIGIL_STORE_UNAVAILABLE',
           ),
         },
@@ -177,33 +179,41 @@ export async function scheduleRoutes(app: FastifyInstance, options: ScheduleRout
     async (request, reply) => {
       const match = ifMatch(request);
       const { params, body } = parseRequest(request, { params: keyParams, body: scheduleBodySchema });
-      const meta = writeMeta(request);
+      const idem = Idempotency.of(request);
+      const meta = claimed(writeMeta(request), idem, 200);
       const at = new Date(now()).toISOString();
-      const flag = await write(
-        params.env,
-        params.key,
-        { ...meta, reason: meta.reason ?? `schedule ${describeSteps(body)}` },
-        (current) => expectation(match, current, `flag ${params.key}`),
-        (current) => {
-          const issues = scheduleIssues(current, body);
-          if (issues.length > 0) throw invalid([], issues, 'schedule');
-          if (current.killed) {
-            throw new VigilError(
-              'VIGIL_INVALID_STATE',
-              `flag ${params.key} is killed; revive it before scheduling a rollout`,
-            );
-          }
-          return {
-            variant: body.variant,
-            steps: body.steps,
-            status: 'pending',
-            stepIndex: -1,
-            updatedAt: at,
-          };
+      return idempotent(
+        store,
+        idem,
+        (record) => sendFlag(reply, record.result as Flag),
+        async () => {
+          const flag = await write(
+            params.env,
+            params.key,
+            { ...meta, reason: meta.reason ?? `schedule ${describeSteps(body)}` },
+            (current) => expectation(match, current, `flag ${params.key}`),
+            (current) => {
+              const issues = scheduleIssues(current, body);
+              if (issues.length > 0) throw invalid([], issues, 'schedule');
+              if (current.killed) {
+                throw new VigilError(
+                  'VIGIL_INVALID_STATE',
+                  `flag ${params.key} is killed; revive it before scheduling a rollout`,
+                );
+              }
+              return {
+                variant: body.variant,
+                steps: body.steps,
+                status: 'pending',
+                stepIndex: -1,
+                updatedAt: at,
+              };
+            },
+          );
+          metrics.writes.inc({ action: 'flag.schedule' });
+          return sendFlag(reply, flag);
         },
       );
-      metrics.writes.inc({ action: 'flag.schedule' });
-      return sendFlag(reply, flag);
     },
   );
 
@@ -237,7 +247,7 @@ export async function scheduleRoutes(app: FastifyInstance, options: ScheduleRout
                 ? 'Resume a paused schedule at the same step with the hold that was left (idempotent)'
                 : 'Abort a schedule; the flag keeps serving what it serves now (idempotent)',
           params: doc(keyParams),
-          headers: requestHeaders('x-vigil-reason'),
+          headers: requestHeaders('x-vigil-reason', 'idempotency-key'),
           body: doc(actionBodySchema),
           response: {
             200: reply('The flag with its schedule', ref('Flag'), FLAG_ETAG),
@@ -252,6 +262,7 @@ export async function scheduleRoutes(app: FastifyInstance, options: ScheduleRout
                   : 'the schedule is finished (completed, rolled back or aborted); `details.status` says which.',
               ],
               ['VIGIL_VERSION_CONFLICT', 'the flag kept changing while the write was retried.'],
+              ...WRITE_ERRORS,
               'VIGIL_STORE_UNAVAILABLE',
             ),
           },
@@ -259,23 +270,31 @@ export async function scheduleRoutes(app: FastifyInstance, options: ScheduleRout
       },
       async (request, reply) => {
         const { params, body } = parseRequest(request, { params: keyParams, body: actionBodySchema });
-        const meta = writeMeta(request, body.reason);
-        const flag = await write(params.env, params.key, meta, undefined, (current) => {
-          const schedule = current.schedule;
-          if (!schedule) throw new VigilError('VIGIL_NOT_FOUND', `flag ${params.key} has no schedule`);
-          // The state this action leads to counts as done (idempotent); other finished states refuse.
-          if (action === 'abort' && schedule.status === 'aborted') return undefined;
-          if (!ACTIVE.has(schedule.status)) {
-            throw new VigilError(
-              'VIGIL_INVALID_STATE',
-              `the schedule of ${params.key} is ${schedule.status}; it cannot ${action}`,
-              { status: schedule.status },
-            );
-          }
-          return actions[action](schedule, new Date(now()).toISOString(), body.reason);
-        });
-        metrics.writes.inc({ action: `flag.schedule.${action}` });
-        return sendFlag(reply, flag);
+        const idem = Idempotency.of(request);
+        const meta = claimed(writeMeta(request, body.reason), idem, 200);
+        return idempotent(
+          store,
+          idem,
+          (record) => sendFlag(reply, record.result as Flag),
+          async () => {
+            const flag = await write(params.env, params.key, meta, undefined, (current) => {
+              const schedule = current.schedule;
+              if (!schedule) throw new VigilError('VIGIL_NOT_FOUND', `flag ${params.key} has no schedule`);
+              // The state this action leads to counts as done (idempotent); other finished states refuse.
+              if (action === 'abort' && schedule.status === 'aborted') return undefined;
+              if (!ACTIVE.has(schedule.status)) {
+                throw new VigilError(
+                  'VIGIL_INVALID_STATE',
+                  `the schedule of ${params.key} is ${schedule.status}; it cannot ${action}`,
+                  { status: schedule.status },
+                );
+              }
+              return actions[action](schedule, new Date(now()).toISOString(), body.reason);
+            });
+            metrics.writes.inc({ action: `flag.schedule.${action}` });
+            return sendFlag(reply, flag);
+          },
+        );
       },
     );
   }

@@ -1,12 +1,23 @@
 import type { AuditEntry, Flag, Incident, Segment } from '@vigil/proto';
-import type { Change, OutboxItem, StoredToken } from './store.js';
+import type { Change, IdempotencyRecord, OutboxItem, StoredToken } from './store.js';
 
-/** One durable mutation, as journaled; replaying them in order rebuilds the state. */
+/** An idempotency record as kept: by claim id, until `expiresAt` (epoch ms). */
+export interface StoredIdempotency extends IdempotencyRecord {
+  id: string;
+  expiresAt: number;
+}
+
+/**
+ * One durable mutation, as journaled; replaying them in order rebuilds the state. A write made under
+ * an idempotency key carries its record (`idem`) in the same line, so both are durable or neither is.
+ */
 export type JournalRecord =
-  | { op: 'commit'; change: Change; audit: AuditEntry }
-  | { op: 'token.put'; token: StoredToken }
-  | { op: 'token.delete'; id: string }
-  | { op: 'incident.put'; incident: Incident }
+  | { op: 'commit'; change: Change; audit: AuditEntry; idem?: StoredIdempotency }
+  | { op: 'token.put'; token: StoredToken; idem?: StoredIdempotency }
+  | { op: 'token.delete'; id: string; idem?: StoredIdempotency }
+  | { op: 'incident.put'; incident: Incident; idem?: StoredIdempotency }
+  /** A write under a key that changed nothing (killing a killed flag): only its record. */
+  | { op: 'idempotency'; idem: StoredIdempotency }
   | { op: 'episode.claim'; key: string; incidentId: string }
   | { op: 'episode.resolve'; key: string; at: string }
   | { op: 'outbox.put'; item: OutboxItem }
@@ -33,6 +44,8 @@ export interface SavedState {
   /** Absent in snapshots written before episodes could be resolved. */
   resolvedEpisodes?: Record<string, string>;
   outbox: OutboxItem[];
+  /** Absent in snapshots written before writes took idempotency keys. */
+  idempotency?: StoredIdempotency[];
 }
 
 /**
@@ -48,12 +61,15 @@ export class EmbeddedState {
   /** Episode key → when its incident was resolved. */
   readonly resolvedEpisodes = new Map<string, string>();
   readonly outbox = new Map<string, OutboxItem>();
+  /** Idempotency records by claim id, in the order they were written (so oldest expire first). */
+  readonly idempotency = new Map<string, StoredIdempotency>();
 
   constructor(private readonly limits: { changeLog: number; audit: number }) {}
 
   /** Applies one journaled mutation. */
   apply(record: JournalRecord): void {
     deepFreeze(record);
+    if ('idem' in record && record.idem !== undefined) this.remember(record.idem);
     switch (record.op) {
       case 'commit':
         this.commit(record.change, record.audit);
@@ -79,7 +95,26 @@ export class EmbeddedState {
       case 'outbox.delete':
         this.outbox.delete(record.id);
         return;
+      case 'idempotency':
+        return;
     }
+  }
+
+  /** The live record of a claim id, if any (an expired one is gone). */
+  idempotencyRecord(id: string, now = Date.now()): StoredIdempotency | undefined {
+    const record = this.idempotency.get(id);
+    return record !== undefined && record.expiresAt > now ? record : undefined;
+  }
+
+  private remember(record: StoredIdempotency): void {
+    const now = Date.now();
+    // Records share one TTL, so the oldest come first: drop expired ones from the front.
+    for (const [id, held] of this.idempotency) {
+      if (held.expiresAt > now) break;
+      this.idempotency.delete(id);
+    }
+    this.idempotency.delete(record.id);
+    this.idempotency.set(record.id, record);
   }
 
   /** Loads a snapshot written by `save`. */
@@ -98,6 +133,10 @@ export class EmbeddedState {
     for (const [key, id] of Object.entries(saved.episodes)) this.episodes.set(key, id);
     for (const [key, at] of Object.entries(saved.resolvedEpisodes ?? {})) this.resolvedEpisodes.set(key, at);
     for (const item of saved.outbox) this.outbox.set(item.id, deepFreeze(item));
+    const now = Date.now();
+    for (const record of saved.idempotency ?? []) {
+      if (record.expiresAt > now) this.idempotency.set(record.id, deepFreeze(record));
+    }
   }
 
   /** The whole state in its snapshot form. */
@@ -119,6 +158,7 @@ export class EmbeddedState {
       episodes: Object.fromEntries(this.episodes),
       resolvedEpisodes: Object.fromEntries(this.resolvedEpisodes),
       outbox: [...this.outbox.values()],
+      idempotency: [...this.idempotency.values()].filter((r) => r.expiresAt > Date.now()),
     };
   }
 

@@ -2,7 +2,12 @@ import { mkdir } from 'node:fs/promises';
 import type { AuditEntry, CohortSummary, Flag, Incident, Segment, TokenInfo, Verdict } from '@vigil/proto';
 import { VigilError } from '../errors.js';
 import { lockDataDir } from './data-dir-lock.js';
-import { EmbeddedState, type JournalRecord, type SavedState } from './embedded-state.js';
+import {
+  EmbeddedState,
+  type JournalRecord,
+  type SavedState,
+  type StoredIdempotency,
+} from './embedded-state.js';
 import { Journal } from './journal.js';
 import { MetricsBus } from './metrics-bus.js';
 import {
@@ -14,19 +19,22 @@ import {
   scheduledFlag,
   storedFlag,
 } from './records.js';
-import type {
-  AuditQuery,
-  Change,
-  EnvSnapshot,
-  Episode,
-  Expectation,
-  KillInput,
-  MetricsEntry,
-  OutboxItem,
-  ScheduleInput,
-  Store,
-  StoredToken,
-  WriteMeta,
+import {
+  type AuditQuery,
+  type Change,
+  type EnvSnapshot,
+  type Episode,
+  type Expectation,
+  type IdempotencyClaim,
+  type IdempotencyRecord,
+  IdempotentReplay,
+  type KillInput,
+  type MetricsEntry,
+  type OutboxItem,
+  type ScheduleInput,
+  type Store,
+  type StoredToken,
+  type WriteMeta,
 } from './store.js';
 
 export interface EmbeddedStoreOptions {
@@ -50,6 +58,8 @@ export interface EmbeddedStoreOptions {
   onLockEvent?: (event: { kind: 'waiting' } | { kind: 'lost'; error: Error }) => void;
   /** How long the data directory's lock outlives a process that died without releasing it (default 10 s). */
   lockStaleMs?: number;
+  /** How long idempotency records are kept (default 24 h). */
+  idempotencyTtlMs?: number;
 }
 
 /**
@@ -72,6 +82,7 @@ export class EmbeddedStore implements Store {
   private readonly onLockEvent: NonNullable<EmbeddedStoreOptions['onLockEvent']>;
   private readonly dataDir: string;
   private readonly lockStaleMs: number | undefined;
+  private readonly idempotencyTtlMs: number;
   private unlock: (() => Promise<void>) | undefined;
   private writes: Promise<unknown> = Promise.resolve();
   private open = false;
@@ -79,6 +90,7 @@ export class EmbeddedStore implements Store {
   constructor(options: EmbeddedStoreOptions) {
     this.dataDir = options.dataDir;
     this.lockStaleMs = options.lockStaleMs;
+    this.idempotencyTtlMs = options.idempotencyTtlMs ?? 86_400_000;
     this.journal = new Journal(options.dataDir);
     this.state = new EmbeddedState({
       changeLog: options.changeLogLimit ?? 10_000,
@@ -170,6 +182,7 @@ export class EmbeddedStore implements Store {
 
   putFlag(env: string, flag: Flag, expect: Expectation, meta: WriteMeta): Promise<Flag> {
     return this.exclusive(async () => {
+      this.checkClaim(meta.idempotency);
       const previous = this.state.envs.get(env)?.flags.get(flag.key);
       checkExpectation(env, flag.key, previous?.version, expect);
       const revision = this.revision(env) + 1;
@@ -191,6 +204,7 @@ export class EmbeddedStore implements Store {
 
   deleteFlag(env: string, key: string, expect: Expectation, meta: WriteMeta): Promise<void> {
     return this.exclusive(async () => {
+      this.checkClaim(meta.idempotency);
       const previous = this.state.envs.get(env)?.flags.get(key);
       checkExpectation(env, key, previous?.version, expect);
       if (!previous) throw new VigilError('VIGIL_NOT_FOUND', `flag ${key} not found in ${env}`);
@@ -203,9 +217,14 @@ export class EmbeddedStore implements Store {
 
   setKill(env: string, key: string, input: KillInput): Promise<Flag> {
     return this.exclusive(async () => {
+      this.checkClaim(input.idempotency);
       const previous = this.state.envs.get(env)?.flags.get(key);
       if (!previous) throw new VigilError('VIGIL_NOT_FOUND', `flag ${key} not found in ${env}`);
-      if (previous.killed === input.killed) return previous;
+      if (previous.killed === input.killed) {
+        const idem = this.claimRecord(input.idempotency, previous);
+        if (idem) await this.persist({ op: 'idempotency', idem });
+        return previous;
+      }
       const revision = this.revision(env) + 1;
       const at = input.at ?? new Date().toISOString();
       const stored = killedFlag(previous, input.killed, revision, input.actor, at, input.reason);
@@ -225,6 +244,7 @@ export class EmbeddedStore implements Store {
 
   putSchedule(env: string, key: string, input: ScheduleInput, expect: Expectation): Promise<Flag> {
     return this.exclusive(async () => {
+      this.checkClaim(input.idempotency);
       const previous = this.state.envs.get(env)?.flags.get(key);
       if (!previous) throw new VigilError('VIGIL_NOT_FOUND', `flag ${key} not found in ${env}`);
       checkExpectation(env, key, previous.version, expect);
@@ -250,6 +270,7 @@ export class EmbeddedStore implements Store {
 
   putSegment(env: string, segment: Segment, meta: WriteMeta, expect?: Expectation): Promise<Segment> {
     return this.exclusive(async () => {
+      this.checkClaim(meta.idempotency);
       const previous = this.state.envs.get(env)?.segments.get(segment.key);
       checkExpectation(env, segment.key, previous?.version, expect, 'segment');
       const revision = this.revision(env) + 1;
@@ -263,6 +284,7 @@ export class EmbeddedStore implements Store {
 
   deleteSegment(env: string, key: string, meta: WriteMeta): Promise<void> {
     return this.exclusive(async () => {
+      this.checkClaim(meta.idempotency);
       const previous = this.state.envs.get(env)?.segments.get(key);
       if (!previous) throw new VigilError('VIGIL_NOT_FOUND', `segment ${key} not found in ${env}`);
       const change = emptyChange(env, this.revision(env) + 1);
@@ -305,14 +327,25 @@ export class EmbeddedStore implements Store {
     return out;
   }
 
-  createToken(token: StoredToken): Promise<void> {
+  async getIdempotency(id: string): Promise<IdempotencyRecord | undefined> {
+    this.ensureOpen();
+    const stored = this.state.idempotencyRecord(id);
+    if (stored === undefined) return undefined;
+    const { id: _id, expiresAt: _expiresAt, ...record } = stored;
+    return record;
+  }
+
+  createToken(token: StoredToken, idempotency?: IdempotencyClaim): Promise<void> {
     return this.exclusive(async () => {
+      this.checkClaim(idempotency);
       const taken = [...this.state.tokens.values()].some(
         (t) => t.id === token.id || t.secretHash === token.secretHash,
       );
       if (taken)
         throw new VigilError('VIGIL_ALREADY_EXISTS', `token ${token.id} or its secret already exists`);
-      await this.persist({ op: 'token.put', token: structuredClone(token) });
+      const { secretHash: _secret, ...info } = token;
+      const idem = this.claimRecord(idempotency, info);
+      await this.persist({ op: 'token.put', token: structuredClone(token), ...(idem ? { idem } : {}) });
     });
   }
 
@@ -329,10 +362,12 @@ export class EmbeddedStore implements Store {
       .sort((a, b) => compare(a.createdAt, b.createdAt) || compare(a.id, b.id));
   }
 
-  deleteToken(id: string): Promise<boolean> {
+  deleteToken(id: string, idempotency?: IdempotencyClaim): Promise<boolean> {
     return this.exclusive(async () => {
+      this.checkClaim(idempotency);
       if (!this.state.tokens.has(id)) return false;
-      await this.persist({ op: 'token.delete', id });
+      const idem = this.claimRecord(idempotency, undefined);
+      await this.persist({ op: 'token.delete', id, ...(idem ? { idem } : {}) });
       return true;
     });
   }
@@ -368,13 +403,17 @@ export class EmbeddedStore implements Store {
   updateIncident(
     id: string,
     update: (incident: Incident) => Incident | undefined,
+    idempotency?: IdempotencyClaim,
   ): Promise<Incident | undefined> {
     return this.exclusive(async () => {
+      this.checkClaim(idempotency);
       const current = this.state.incidents.get(id);
       if (!current) return undefined;
       const next = update(structuredClone(current));
       if (next === undefined) return current;
-      await this.persist({ op: 'incident.put', incident: structuredClone(next) });
+      const incident = structuredClone(next);
+      const idem = this.claimRecord(idempotency, incident);
+      await this.persist({ op: 'incident.put', incident, ...(idem ? { idem } : {}) });
       return this.state.incidents.get(id);
     });
   }
@@ -482,6 +521,35 @@ export class EmbeddedStore implements Store {
     if (this.locks.get(name)?.owner === owner) this.locks.delete(name);
   }
 
+  /** Refuses a write whose claim id is recorded: a replay of the same request, or another request's key. */
+  private checkClaim(claim: IdempotencyClaim | undefined): void {
+    if (!claim) return;
+    const held = this.state.idempotencyRecord(claim.id);
+    if (!held) return;
+    if (held.fingerprint !== claim.fingerprint)
+      throw new VigilError(
+        'VIGIL_IDEMPOTENCY_KEY_REUSED',
+        'this Idempotency-Key was used for another request',
+      );
+    const { id: _id, expiresAt: _expiresAt, ...record } = held;
+    throw new IdempotentReplay(record);
+  }
+
+  /** The record a claimed write journals with itself; `result` is what the write resolves with. */
+  private claimRecord(claim: IdempotencyClaim | undefined, result: unknown): StoredIdempotency | undefined {
+    if (!claim) return undefined;
+    const record: StoredIdempotency = {
+      id: claim.id,
+      fingerprint: claim.fingerprint,
+      status: claim.status,
+      result: result === undefined ? undefined : structuredClone(result),
+      expiresAt: Date.now() + this.idempotencyTtlMs,
+    };
+    if (record.result === undefined) delete record.result;
+    if (claim.attachment !== undefined) record.attachment = claim.attachment;
+    return record;
+  }
+
   private revision(env: string): number {
     return this.state.envs.get(env)?.revision ?? 0;
   }
@@ -508,7 +576,8 @@ export class EmbeddedStore implements Store {
       before,
       after,
     });
-    await this.persist({ op: 'commit', change, audit });
+    const idem = this.claimRecord(meta.idempotency, after);
+    await this.persist({ op: 'commit', change, audit, ...(idem ? { idem } : {}) });
     for (const listener of [...this.listeners]) {
       try {
         listener(change);

@@ -28,6 +28,8 @@ export interface RedisKeys {
   /** Sorted set of outbox ids by `notBefore`. */
   outboxDue: string;
   lock(name: string): string;
+  /** An idempotency record (a hash, expiring), by claim id. */
+  idempotency(id: string): string;
 }
 
 /**
@@ -62,5 +64,6 @@ export function redisKeys(prefix: string): RedisKeys {
     outbox: `${prefix}outbox`,
     outboxDue: `${prefix}outbox:due`,
     lock: (name) => `${prefix}lock:${name}`,
+    idempotency: (id) => `${prefix}idem:${id}`,
   };
 }

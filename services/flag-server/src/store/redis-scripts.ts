@@ -8,18 +8,43 @@ import type { Redis } from 'ioredis';
  */
 
 /**
+ * Idempotency records (a hash per claim id, expiring after the TTL), shared by every write script:
+ * `idem_check` refuses a write whose claim id is recorded (the caller answers the record), and
+ * `idem_record` records a claim in the same script as the write it belongs to. The hash holds the
+ * fingerprint `f`, status `s`, result kind `k` ('record' a stored flag/segment, 'json', 'none'), the
+ * result `r` and the attachment `a`. An empty fingerprint means the write carries no key.
+ */
+const IDEMPOTENCY = `
+local function idem_check(ikey, fp)
+  if fp == '' then return nil end
+  local stored = redis.call('HGET', ikey, 'f')
+  if not stored then return nil end
+  if stored ~= fp then return 'reused' end
+  return 'replay'
+end
+
+local function idem_record(ikey, fp, status, kind, result, attachment, ttl)
+  if fp == '' then return end
+  redis.call('HSET', ikey, 'f', fp, 's', status, 'k', kind, 'r', result, 'a', attachment)
+  redis.call('PEXPIRE', ikey, ttl)
+end
+`;
+
+/**
  * One flag or segment write, atomically: expectation check, revision INCR, hash write, change-log
  * append (entry id `${revision}-1`), global change-stream append and audit append.
- * KEYS: rev, flags, segments, log, audit, envs, changes.
+ * KEYS: rev, flags, segments, log, audit, envs, changes, idempotency record.
  * ARGV: op, env, key, at, actor, reason, expect ('' | 'absent' | version), body, init, logMax,
- * auditMax, changesMax. For `flag.kill`, body is '1' to kill and '0' to revive. For `flag.schedule`,
+ * auditMax, changesMax, idempotency fingerprint ('' for none), status, attachment, TTL (ms). For `flag.kill`, body is '1' to kill and '0' to revive. For `flag.schedule`,
  * body is the flag's new body ('' keeps it) and init the schedule's JSON ('' removes it); the
  * schedule lives in `meta`, like the kill switch, so a `flag.put` keeps it.
- * Returns {'ok', stored, revision} or {'err', code, currentVersion}.
+ * Returns {'ok', stored, revision}, {'err', code, currentVersion} or {'replay', '', -1} (the claim id
+ * is recorded with this fingerprint: nothing was written).
  */
-const WRITE = `
+const WRITE = `${IDEMPOTENCY}
 local op, env, key, at, actor, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local expect, body, init = ARGV[7], ARGV[8], ARGV[9]
+local fp = ARGV[13]
 
 local function split(raw)
   local nl = string.find(raw, '\\n', 1, true)
@@ -55,6 +80,7 @@ local function current(hash)
   return raw
 end
 
+local function run()
 if op == 'flag.put' then
   local raw = current(KEYS[2])
   local failed = expectation(raw)
@@ -134,6 +160,18 @@ elseif op == 'segment.delete' then
   return {'ok', '', rev}
 end
 return redis.error_reply('unknown op ' .. op)
+end
+
+local seen = idem_check(KEYS[8], fp)
+if seen == 'reused' then return {'err', 'VIGIL_IDEMPOTENCY_KEY_REUSED', -1} end
+if seen == 'replay' then return {'replay', '', -1} end
+local out = run()
+if out[1] == 'ok' then
+  local kind = 'record'
+  if op == 'flag.delete' or op == 'segment.delete' then kind = 'none' end
+  idem_record(KEYS[8], fp, ARGV[14], kind, out[2], ARGV[15], ARGV[16])
+end
+return out
 `;
 
 /**
@@ -151,11 +189,19 @@ end
 return out
 `;
 
-/** KEYS: tokens, tokenSecrets. ARGV: id, secretHash, json. 1 when created, 0 when the id or hash exists. */
-const TOKEN_CREATE = `
+/**
+ * KEYS: tokens, tokenSecrets, idempotency record. ARGV: id, secretHash, json, then the claim's
+ * fingerprint, status, attachment, TTL and the token info JSON it records. 1 when created, 0 when
+ * the id or hash exists, 2 when the claim is recorded (a replay), 3 when it is recorded for another request.
+ */
+const TOKEN_CREATE = `${IDEMPOTENCY}
+local seen = idem_check(KEYS[3], ARGV[4])
+if seen == 'reused' then return 3 end
+if seen == 'replay' then return 2 end
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+idem_record(KEYS[3], ARGV[4], ARGV[5], 'json', ARGV[8], ARGV[6], ARGV[7])
 return 1
 `;
 
@@ -166,12 +212,19 @@ if not id then return false end
 return redis.call('HGET', KEYS[1], id)
 `;
 
-/** KEYS: tokens, tokenSecrets. ARGV: id. 1 when deleted. */
-const TOKEN_DELETE = `
+/**
+ * KEYS: tokens, tokenSecrets, idempotency record. ARGV: id, then the claim's fingerprint, status,
+ * attachment, TTL. 1 when deleted, 0 when absent, 2 a replay, 3 the claim recorded for another request.
+ */
+const TOKEN_DELETE = `${IDEMPOTENCY}
+local seen = idem_check(KEYS[3], ARGV[2])
+if seen == 'reused' then return 3 end
+if seen == 'replay' then return 2 end
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 0 end
 redis.call('HDEL', KEYS[2], cjson.decode(raw).secretHash)
 redis.call('HDEL', KEYS[1], ARGV[1])
+idem_record(KEYS[3], ARGV[2], ARGV[3], 'none', '', ARGV[4], ARGV[5])
 return 1
 `;
 
@@ -185,13 +238,19 @@ return 1
 `;
 
 /**
- * Compare-and-set of one incident. KEYS: incidents, incidentTimes. ARGV: id, expected JSON, new JSON,
- * detection time (ms). 1 when written, 0 when the stored JSON is no longer `expected`.
+ * Compare-and-set of one incident. KEYS: incidents, incidentTimes, idempotency record. ARGV: id,
+ * expected JSON, new JSON, detection time (ms), then the claim's fingerprint, status, attachment, TTL.
+ * 1 when written, 0 when the stored JSON is no longer `expected`, 2 a replay, 3 the claim recorded
+ * for another request.
  */
-const INCIDENT_CAS = `
+const INCIDENT_CAS = `${IDEMPOTENCY}
+local seen = idem_check(KEYS[3], ARGV[5])
+if seen == 'reused' then return 3 end
+if seen == 'replay' then return 2 end
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+idem_record(KEYS[3], ARGV[5], ARGV[6], 'json', ARGV[3], ARGV[7], ARGV[8])
 return 1
 `;
 
@@ -226,13 +285,13 @@ export interface VigilScripts {
 
 /** Registers Vigil's Lua scripts on a connection (EVALSHA, loading on first use). */
 export function defineScripts(redis: Redis): Redis & VigilScripts {
-  redis.defineCommand('vigilWrite', { numberOfKeys: 7, lua: WRITE });
+  redis.defineCommand('vigilWrite', { numberOfKeys: 8, lua: WRITE });
   redis.defineCommand('vigilTailStart', { numberOfKeys: 2, lua: TAIL_START });
-  redis.defineCommand('vigilTokenCreate', { numberOfKeys: 2, lua: TOKEN_CREATE });
+  redis.defineCommand('vigilTokenCreate', { numberOfKeys: 3, lua: TOKEN_CREATE });
   redis.defineCommand('vigilTokenFind', { numberOfKeys: 2, lua: TOKEN_FIND });
-  redis.defineCommand('vigilTokenDelete', { numberOfKeys: 2, lua: TOKEN_DELETE });
+  redis.defineCommand('vigilTokenDelete', { numberOfKeys: 3, lua: TOKEN_DELETE });
   redis.defineCommand('vigilOutboxPut', { numberOfKeys: 2, lua: OUTBOX_PUT });
-  redis.defineCommand('vigilIncidentCas', { numberOfKeys: 2, lua: INCIDENT_CAS });
+  redis.defineCommand('vigilIncidentCas', { numberOfKeys: 3, lua: INCIDENT_CAS });
   redis.defineCommand('vigilLockAcquire', { numberOfKeys: 1, lua: LOCK_ACQUIRE });
   redis.defineCommand('vigilLockRelease', { numberOfKeys: 1, lua: LOCK_RELEASE });
   return redis as Redis & VigilScripts;

@@ -13,19 +13,22 @@ import {
 import { type RedisKeys, redisKeys } from './redis-keys.js';
 import { defineScripts, type VigilScripts } from './redis-scripts.js';
 import { ChangeTailer } from './redis-tailer.js';
-import type {
-  AuditQuery,
-  Change,
-  EnvSnapshot,
-  Episode,
-  Expectation,
-  KillInput,
-  MetricsEntry,
-  OutboxItem,
-  ScheduleInput,
-  Store,
-  StoredToken,
-  WriteMeta,
+import {
+  type AuditQuery,
+  type Change,
+  type EnvSnapshot,
+  type Episode,
+  type Expectation,
+  type IdempotencyClaim,
+  type IdempotencyRecord,
+  IdempotentReplay,
+  type KillInput,
+  type MetricsEntry,
+  type OutboxItem,
+  type ScheduleInput,
+  type Store,
+  type StoredToken,
+  type WriteMeta,
 } from './store.js';
 
 export interface RedisStoreOptions {
@@ -43,8 +46,15 @@ export interface RedisStoreOptions {
   changeStreamLimit?: number;
   /** Summaries kept on the metrics stream (default 100,000). */
   metricsLimit?: number;
-  /** A command not answered within this many ms fails with VIGIL_STORE_UNAVAILABLE (default 1,500). */
+  /**
+   * A command not answered within this many ms fails (default 1,500): a read or a refused write with
+   * VIGIL_STORE_UNAVAILABLE, a write that was sent with VIGIL_WRITE_OUTCOME_UNKNOWN. Once a command has
+   * timed out, every call fails at once with VIGIL_STORE_UNAVAILABLE (nothing is sent) until Redis
+   * answers a probe again, so a request making several calls still fails within one timeout.
+   */
   commandTimeoutMs?: number;
+  /** How long idempotency records are kept (default 24 h). */
+  idempotencyTtlMs?: number;
   /** Called when a subscriber throws; the other subscribers still get the change. */
   onListenerError?: (error: unknown) => void;
 }
@@ -52,13 +62,19 @@ export interface RedisStoreOptions {
 /** Reply errors that mean "not now" rather than "wrong request". */
 const TRANSIENT_REPLY = /^(LOADING|READONLY|MASTERDOWN|BUSY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|OOM)\b/;
 
+/** ioredis's refusal of a command it did not write to the socket. */
+const NOT_SENT = /^Stream isn't writeable/;
+
 /**
  * The production store. Each flag/segment write and kill is one Lua script (see redis-scripts.ts),
  * so nothing is ever half-written. Changes reach subscribers through a tailer of the global change
  * stream — also this process's own, so every replica sees one order.
  *
  * Commands fail fast when Redis is away: no offline queue, no retries, a command timeout, and no
- * resending of unanswered commands after a reconnect (a resent write could apply twice).
+ * resending of unanswered commands after a reconnect (a resent write could apply twice). A call is
+ * not sent at all while the connection is not ready or a command is overdue (see `commandTimeoutMs`):
+ * that is what lets a write's refusal say "not applied" (VIGIL_STORE_UNAVAILABLE); a write that was
+ * sent and got no reply says "outcome unknown" (VIGIL_WRITE_OUTCOME_UNKNOWN).
  */
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
@@ -71,6 +87,10 @@ export class RedisStore implements Store {
   private readonly groups = new Set<string>();
   private readonly limits: { changeLog: number; audit: number; changeStream: number; metrics: number };
   private readonly onListenerError: (error: unknown) => void;
+  private readonly idempotencyTtlMs: number;
+  /** Set once a command timed out, until Redis answers the probe (or a new connection is ready). */
+  private overdue = false;
+  private closing = false;
 
   constructor(options: RedisStoreOptions = {}) {
     const base: RedisOptions = {
@@ -86,6 +106,11 @@ export class RedisStore implements Store {
     this.redis = defineScripts(new Redis(options.url ?? 'redis://127.0.0.1:6379', base));
     // Swallowed here because every command reports its own failure; without a listener ioredis logs.
     this.redis.on('error', () => {});
+    // A new connection has no unanswered commands.
+    this.redis.on('ready', () => {
+      this.overdue = false;
+    });
+    this.idempotencyTtlMs = options.idempotencyTtlMs ?? 86_400_000;
     this.keys = redisKeys(options.prefix ?? 'vigil:');
     this.limits = {
       changeLog: options.changeLogLimit ?? 10_000,
@@ -99,11 +124,12 @@ export class RedisStore implements Store {
   }
 
   async start(): Promise<void> {
-    await this.call(() => this.redis.connect());
-    await this.call(() => this.tailer.start());
+    await this.redis.connect().catch((error: unknown) => Promise.reject(toStoreError(error, 'read')));
+    await this.tailer.start().catch((error: unknown) => Promise.reject(toStoreError(error, 'read')));
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.tailer.stop();
     for (const reader of this.readers.values()) reader.disconnect();
     this.readers.clear();
@@ -235,11 +261,34 @@ export class RedisStore implements Store {
     return out;
   }
 
-  async createToken(token: StoredToken): Promise<void> {
+  async getIdempotency(id: string): Promise<IdempotencyRecord | undefined> {
+    const raw = await this.call(() => this.redis.hgetall(this.keys.idempotency(id)));
+    if (raw.f === undefined) return undefined;
+    const result =
+      raw.k === 'record' ? decodeRecord(raw.r ?? '') : raw.k === 'json' ? JSON.parse(raw.r ?? '') : undefined;
+    const record: IdempotencyRecord = { fingerprint: raw.f, status: Number(raw.s), result };
+    if (raw.a) record.attachment = raw.a;
+    return record;
+  }
+
+  async createToken(token: StoredToken, idempotency?: IdempotencyClaim): Promise<void> {
     const { tokens, tokenSecrets } = this.keys;
-    const created = await this.call(() =>
-      this.redis.vigilTokenCreate(tokens, tokenSecrets, token.id, token.secretHash, JSON.stringify(token)),
+    const { secretHash: _secret, ...info } = token;
+    const created = await this.call(
+      () =>
+        this.redis.vigilTokenCreate(
+          tokens,
+          tokenSecrets,
+          this.idempotencyKey(idempotency),
+          token.id,
+          token.secretHash,
+          JSON.stringify(token),
+          ...this.claimArgs(idempotency),
+          JSON.stringify(info),
+        ),
+      'write',
     );
+    await this.settleClaim(created, idempotency);
     if (created !== 1)
       throw new VigilError('VIGIL_ALREADY_EXISTS', `token ${token.id} or its secret already exists`);
   }
@@ -260,9 +309,21 @@ export class RedisStore implements Store {
       .sort((a, b) => compare(a.createdAt, b.createdAt) || compare(a.id, b.id));
   }
 
-  async deleteToken(id: string): Promise<boolean> {
+  async deleteToken(id: string, idempotency?: IdempotencyClaim): Promise<boolean> {
     const { tokens, tokenSecrets } = this.keys;
-    return (await this.call(() => this.redis.vigilTokenDelete(tokens, tokenSecrets, id))) === 1;
+    const deleted = await this.call(
+      () =>
+        this.redis.vigilTokenDelete(
+          tokens,
+          tokenSecrets,
+          this.idempotencyKey(idempotency),
+          id,
+          ...this.claimArgs(idempotency),
+        ),
+      'write',
+    );
+    await this.settleClaim(deleted, idempotency);
+    return deleted === 1;
   }
 
   async publishMetrics(summaries: CohortSummary[]): Promise<void> {
@@ -311,6 +372,7 @@ export class RedisStore implements Store {
   async updateIncident(
     id: string,
     update: (incident: Incident) => Incident | undefined,
+    idempotency?: IdempotencyClaim,
   ): Promise<Incident | undefined> {
     const { incidents, incidentTimes } = this.keys;
     // Optimistic: read, change, compare-and-set; a concurrent writer makes us read again.
@@ -321,9 +383,21 @@ export class RedisStore implements Store {
       const next = update(JSON.parse(raw) as Incident);
       if (next === undefined) return current;
       const json = JSON.stringify(next);
-      const written = await this.call(() =>
-        this.redis.vigilIncidentCas(incidents, incidentTimes, id, raw, json, Date.parse(next.detectedAt)),
+      const written = await this.call(
+        () =>
+          this.redis.vigilIncidentCas(
+            incidents,
+            incidentTimes,
+            this.idempotencyKey(idempotency),
+            id,
+            raw,
+            json,
+            Date.parse(next.detectedAt),
+            ...this.claimArgs(idempotency),
+          ),
+        'write',
       );
+      await this.settleClaim(written, idempotency);
       if (written === 1) return JSON.parse(json) as Incident;
     }
     throw new VigilError('VIGIL_STORE_UNAVAILABLE', `incident ${id} kept changing; update abandoned`);
@@ -422,30 +496,37 @@ export class RedisStore implements Store {
     const k = this.keys.env(env);
     const expect =
       args.expect === undefined ? '' : 'absent' in args.expect ? 'absent' : String(args.expect.version);
-    const [status, value, current] = await this.call(() =>
-      this.redis.vigilWrite(
-        k.rev,
-        k.flags,
-        k.segments,
-        k.log,
-        k.audit,
-        this.keys.envs,
-        this.keys.changes,
-        op,
-        env,
-        key,
-        args.at ?? new Date().toISOString(),
-        meta.actor,
-        meta.reason ?? '',
-        expect,
-        args.body ?? '',
-        args.init ?? '',
-        this.limits.changeLog,
-        this.limits.audit,
-        this.limits.changeStream,
-      ),
+    const claim = meta.idempotency;
+    const [status, value, current] = await this.call(
+      () =>
+        this.redis.vigilWrite(
+          k.rev,
+          k.flags,
+          k.segments,
+          k.log,
+          k.audit,
+          this.keys.envs,
+          this.keys.changes,
+          this.idempotencyKey(claim),
+          op,
+          env,
+          key,
+          args.at ?? new Date().toISOString(),
+          meta.actor,
+          meta.reason ?? '',
+          expect,
+          args.body ?? '',
+          args.init ?? '',
+          this.limits.changeLog,
+          this.limits.audit,
+          this.limits.changeStream,
+          ...this.claimArgs(claim),
+        ),
+      'write',
     );
     if (status === 'ok') return value;
+    if (status === 'replay') await this.settleClaim(2, claim);
+    if (value === 'VIGIL_IDEMPOTENCY_KEY_REUSED') await this.settleClaim(3, claim);
     const what = op.startsWith('flag') ? 'flag' : 'segment';
     const details = value === 'VIGIL_VERSION_CONFLICT' ? { current, expected: expect } : undefined;
     throw new VigilError(value as ErrorCode, refusal(value, what, key, env), details);
@@ -532,22 +613,83 @@ export class RedisStore implements Store {
     }) as T;
   }
 
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
+  /** The key of a claim's record; scripts need a key name even when there is no claim. */
+  private idempotencyKey(claim: IdempotencyClaim | undefined): string {
+    return this.keys.idempotency(claim?.id ?? '-');
+  }
+
+  /** A claim as script arguments: fingerprint ('' for none), status, attachment, TTL. */
+  private claimArgs(claim: IdempotencyClaim | undefined): (string | number)[] {
+    if (!claim) return ['', 0, '', this.idempotencyTtlMs];
+    return [claim.fingerprint, claim.status, claim.attachment ?? '', this.idempotencyTtlMs];
+  }
+
+  /** Throws for a script's idempotency answer: 2 the claim was recorded already (a replay), 3 by another request. */
+  private async settleClaim(answer: number, claim: IdempotencyClaim | undefined): Promise<void> {
+    if (!claim || (answer !== 2 && answer !== 3)) return;
+    const record = answer === 2 ? await this.getIdempotency(claim.id) : undefined;
+    if (record?.fingerprint === claim.fingerprint) throw new IdempotentReplay(record);
+    throw new VigilError('VIGIL_IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used for another request');
+  }
+
+  /**
+   * Runs one call against the main connection. Nothing is sent while the connection is not ready or a
+   * command is overdue, so such a refusal means "not applied"; a write that fails after it was sent
+   * may have been applied (`mode: 'write'`).
+   */
+  private async call<T>(fn: () => Promise<T>, mode: 'read' | 'write' = 'read'): Promise<T> {
+    if (this.redis.status !== 'ready') {
+      throw new VigilError('VIGIL_STORE_UNAVAILABLE', `redis: not connected (${this.redis.status})`);
+    }
+    if (this.overdue) {
+      throw new VigilError('VIGIL_STORE_UNAVAILABLE', 'redis: not answering (a command timed out)');
+    }
     try {
       return await fn();
     } catch (error) {
-      throw toStoreError(error);
+      if (error instanceof Error && error.message === 'Command timed out') this.markOverdue();
+      throw toStoreError(error, mode);
     }
+  }
+
+  /** Stops sending until a PING is answered: Redis answers in order, so every earlier command was too. */
+  private markOverdue(): void {
+    if (this.overdue) return;
+    this.overdue = true;
+    void (async () => {
+      while (this.overdue && !this.closing) {
+        try {
+          await this.redis.ping();
+          this.overdue = false;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+    })();
   }
 }
 
-/** Maps a Redis/ioredis failure to a VigilError: unavailable unless Redis refused the command itself. */
-function toStoreError(error: unknown): VigilError {
-  if (error instanceof VigilError) return error;
+/**
+ * Maps a Redis/ioredis failure to a VigilError. Redis refusing a command (a reply error) ran nothing:
+ * `VIGIL_STORE_UNAVAILABLE` for "not now" replies, else `VIGIL_INTERNAL`. Without a reply, a read is
+ * unavailable, and so is a write that could not be sent; a write that was sent has an unknown outcome.
+ */
+function toStoreError(error: unknown, mode: 'read' | 'write' = 'read'): VigilError {
+  if (error instanceof VigilError || error instanceof IdempotentReplay) return error as VigilError;
   const message = error instanceof Error ? error.message : String(error);
-  const refused = error instanceof Error && error.name === 'ReplyError' && !TRANSIENT_REPLY.test(message);
-  const code = refused ? 'VIGIL_INTERNAL' : 'VIGIL_STORE_UNAVAILABLE';
-  return new VigilError(code, `redis: ${message}`, undefined, { cause: error });
+  if (error instanceof Error && error.name === 'ReplyError') {
+    const code = TRANSIENT_REPLY.test(message) ? 'VIGIL_STORE_UNAVAILABLE' : 'VIGIL_INTERNAL';
+    return new VigilError(code, `redis: ${message}`, undefined, { cause: error });
+  }
+  if (mode === 'write' && !NOT_SENT.test(message)) {
+    return new VigilError(
+      'VIGIL_WRITE_OUTCOME_UNKNOWN',
+      `redis: ${message}; the write may or may not have been applied`,
+      undefined,
+      { cause: error },
+    );
+  }
+  return new VigilError('VIGIL_STORE_UNAVAILABLE', `redis: ${message}`, undefined, { cause: error });
 }
 
 function refusal(code: string, what: string, key: string, env: string): string {

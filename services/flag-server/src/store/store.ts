@@ -15,6 +15,43 @@ export interface WriteMeta {
   /** Token name (or `guardian`, `bootstrap`). */
   actor: string;
   reason?: string;
+  /** The request's `Idempotency-Key`, recorded in the same atomic step as the write (see idempotency.ts). */
+  idempotency?: IdempotencyClaim;
+}
+
+/**
+ * What a write under an `Idempotency-Key` asks the store to record with it, atomically: a later write
+ * carrying the same `id` is not applied but answered from the record.
+ */
+export interface IdempotencyClaim {
+  /** Hash of the caller's token and its key (the key itself is never stored). */
+  id: string;
+  /** Hash of what the request asked (method, route, target, body, conditions). */
+  fingerprint: string;
+  /** The HTTP status the write answers when it succeeds. */
+  status: number;
+  /** Opaque data the route needs to answer a replay (e.g. a new token's sealed secret). */
+  attachment?: string;
+}
+
+/** A recorded write: what replays of its key answer. `result` is what the write resolved with. */
+export interface IdempotencyRecord {
+  fingerprint: string;
+  status: number;
+  /** The stored flag, segment, incident or token info; undefined for a delete. */
+  result: unknown;
+  attachment?: string;
+}
+
+/**
+ * Thrown by a write whose idempotency key the store already holds with the same fingerprint (a retry
+ * that raced the first attempt): nothing was written; answer `record`.
+ */
+export class IdempotentReplay extends Error {
+  constructor(readonly record: IdempotencyRecord) {
+    super('idempotency key already recorded');
+    this.name = 'IdempotentReplay';
+  }
 }
 
 /**
@@ -105,7 +142,14 @@ export interface MetricsEntry {
  * embedded) pass the same contract suite. Every flag/segment write is atomic: version check,
  * revision increment, write, change-log append and audit append happen together or not at all.
  * Writes reject with a `StoreError` (`VIGIL_VERSION_CONFLICT`, `VIGIL_NOT_FOUND`,
- * `VIGIL_ALREADY_EXISTS`, `VIGIL_STORE_UNAVAILABLE`).
+ * `VIGIL_ALREADY_EXISTS`, `VIGIL_STORE_UNAVAILABLE` when the write was not applied,
+ * `VIGIL_WRITE_OUTCOME_UNKNOWN` when it may have been).
+ *
+ * A write given an {@link IdempotencyClaim} (in `WriteMeta.idempotency`, or the `idempotency` argument)
+ * records it in the same atomic step; one whose claim id is already recorded writes nothing and throws
+ * {@link IdempotentReplay} (same fingerprint) or `VIGIL_IDEMPOTENCY_KEY_REUSED` (another fingerprint).
+ * Records are kept for at least the store's idempotency TTL (24 h by default). Only successful writes
+ * record their claim; a write that changes nothing (killing a killed flag) records it too.
  */
 export interface Store {
   readonly kind: 'redis' | 'embedded';
@@ -153,10 +197,15 @@ export interface Store {
   subscribe(listener: (change: Change) => void): () => void;
   audit(env: string, query: AuditQuery): Promise<AuditEntry[]>;
 
-  createToken(token: StoredToken): Promise<void>;
+  /** The record of an idempotency claim id, while it is kept. */
+  getIdempotency(id: string): Promise<IdempotencyRecord | undefined>;
+
+  /** Records a token; the idempotency record's `result` is its `TokenInfo`. */
+  createToken(token: StoredToken, idempotency?: IdempotencyClaim): Promise<void>;
   findToken(secretHash: string): Promise<StoredToken | undefined>;
   listTokens(): Promise<TokenInfo[]>;
-  deleteToken(id: string): Promise<boolean>;
+  /** False when there is no such token (nothing is recorded then). */
+  deleteToken(id: string, idempotency?: IdempotencyClaim): Promise<boolean>;
 
   /** Appends SDK cohort summaries to the metrics bus the guardians read. */
   publishMetrics(summaries: CohortSummary[]): Promise<void>;
@@ -181,6 +230,7 @@ export interface Store {
   updateIncident(
     id: string,
     update: (incident: Incident) => Incident | undefined,
+    idempotency?: IdempotencyClaim,
   ): Promise<Incident | undefined>;
   listIncidents(query: { env?: string; status?: Incident['status']; limit: number }): Promise<Incident[]>;
   /**

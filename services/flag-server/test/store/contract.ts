@@ -15,12 +15,42 @@ import {
 } from '@vigil/proto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ErrorCode, isVigilError } from '../../src/errors.js';
-import type { Change, OutboxItem, Store, StoredToken } from '../../src/store/store.js';
+import {
+  type Change,
+  type IdempotencyClaim,
+  type IdempotencyRecord,
+  IdempotentReplay,
+  type OutboxItem,
+  type Store,
+  type StoredToken,
+} from '../../src/store/store.js';
 
 /** Limits a test may shrink to reach trimming quickly. */
 export interface StoreLimits {
   changeLogLimit?: number;
   auditLimit?: number;
+  idempotencyTtlMs?: number;
+}
+
+/** Resolves with the record a write answered as a replay (fails when it resolves or rejects otherwise). */
+export async function replayOf(promise: Promise<unknown>): Promise<IdempotencyRecord> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof IdempotentReplay) return error.record;
+    throw error;
+  }
+  throw new Error('expected the write to be answered as a replay');
+}
+
+/** An idempotency claim as the REST layer makes one. */
+export function claim(
+  id: string,
+  status = 200,
+  fingerprint = `fp-${id}`,
+  attachment?: string,
+): IdempotencyClaim {
+  return { id, fingerprint, status, ...(attachment === undefined ? {} : { attachment }) };
 }
 
 /** Makes a fresh, started store with nothing in it. */
@@ -983,6 +1013,189 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(await store.acquireLock('scheduler', 'g2', 100)).toBe(true);
         await sleep(200);
         expect(await store.acquireLock('scheduler', 'g1', 300)).toBe(true);
+      });
+    });
+
+    describe('idempotency', () => {
+      it('records a claim with its write; the same claim again writes nothing and answers the record', async () => {
+        const store = await create();
+        const first = await store.putFlag(
+          'production',
+          makeFlag('checkout'),
+          { absent: true },
+          {
+            ...actor,
+            idempotency: claim('k1', 201),
+          },
+        );
+        expect(await store.getIdempotency('k1')).toEqual({
+          fingerprint: 'fp-k1',
+          status: 201,
+          result: first,
+        });
+        const again = await replayOf(
+          store.putFlag('production', makeFlag('checkout', { description: 'again' }), undefined, {
+            ...actor,
+            idempotency: claim('k1', 201),
+          }),
+        );
+        expect(again).toEqual({ fingerprint: 'fp-k1', status: 201, result: first });
+        expect((await store.snapshot('production')).revision).toBe(1);
+        expect(await store.audit('production', { limit: 10 })).toHaveLength(1);
+        expect(await store.getFlag('production', 'checkout')).toEqual(first);
+      });
+
+      it('refuses a claim id recorded with another fingerprint, writing nothing', async () => {
+        const store = await create();
+        await store.putSegment('production', makeSegment('beta'), {
+          ...actor,
+          idempotency: claim('k1', 201),
+        });
+        expect(
+          await rejectionCode(
+            store.deleteSegment('production', 'beta', { ...actor, idempotency: claim('k1', 204, 'other') }),
+          ),
+        ).toBe('VIGIL_IDEMPOTENCY_KEY_REUSED');
+        expect((await store.snapshot('production')).segments.map((s) => s.key)).toEqual(['beta']);
+        expect((await store.getIdempotency('k1'))?.fingerprint).toBe('fp-k1');
+      });
+
+      it('records nothing for a refused write, so a retry runs', async () => {
+        const store = await create();
+        const flag = await store.putFlag('production', makeFlag('checkout'), undefined, actor);
+        const stale = { version: flag.version + 5 };
+        expect(
+          await rejectionCode(
+            store.putFlag('production', makeFlag('checkout'), stale, { ...actor, idempotency: claim('k1') }),
+          ),
+        ).toBe('VIGIL_VERSION_CONFLICT');
+        expect(await store.getIdempotency('k1')).toBeUndefined();
+        const saved = await store.putFlag(
+          'production',
+          makeFlag('checkout'),
+          { version: flag.version },
+          {
+            ...actor,
+            idempotency: claim('k1'),
+          },
+        );
+        expect((await store.getIdempotency('k1'))?.result).toEqual(saved);
+      });
+
+      it('covers every write: delete, kill (even a no-op one), schedule, segments, tokens, incidents', async () => {
+        const store = await create();
+        const env = 'production';
+        await store.putFlag(env, makeFlag('a'), undefined, actor);
+        await store.putFlag(env, makeFlag('b'), undefined, actor);
+        const killed = await store.setKill(env, 'a', { ...actor, killed: true, idempotency: claim('kill') });
+        const again = await store.setKill(env, 'a', { ...actor, killed: true, idempotency: claim('kill-2') });
+        expect(again).toEqual(killed);
+        expect((await store.getIdempotency('kill'))?.result).toEqual(killed);
+        expect((await store.getIdempotency('kill-2'))?.result).toEqual(killed);
+        const schedule: Schedule = {
+          variant: 'on',
+          steps: [{ percent: 50, hold: 0 }],
+          status: 'pending',
+          stepIndex: -1,
+          updatedAt: '2025-01-01T00:00:00.000Z',
+        };
+        const scheduled = await store.putSchedule(
+          env,
+          'b',
+          { ...actor, schedule, idempotency: claim('sched') },
+          undefined,
+        );
+        expect((await store.getIdempotency('sched'))?.result).toEqual(scheduled);
+        await store.deleteFlag(env, 'b', undefined, { ...actor, idempotency: claim('del', 204) });
+        expect(await store.getIdempotency('del')).toEqual({
+          fingerprint: 'fp-del',
+          status: 204,
+          result: undefined,
+        });
+        const segment = await store.putSegment(env, makeSegment('beta'), {
+          ...actor,
+          idempotency: claim('seg'),
+        });
+        expect((await store.getIdempotency('seg'))?.result).toEqual(segment);
+        await store.deleteSegment(env, 'beta', { ...actor, idempotency: claim('seg-del', 204) });
+        expect((await store.getIdempotency('seg-del'))?.status).toBe(204);
+        const revision = (await store.snapshot(env)).revision;
+        // Replays of each write change nothing.
+        await replayOf(store.setKill(env, 'a', { ...actor, killed: false, idempotency: claim('kill') }));
+        await replayOf(store.deleteSegment(env, 'beta', { ...actor, idempotency: claim('seg-del', 204) }));
+        await replayOf(
+          store.putSchedule(env, 'a', { ...actor, schedule, idempotency: claim('sched') }, undefined),
+        );
+        expect((await store.snapshot(env)).revision).toBe(revision);
+        expect((await store.getFlag(env, 'a'))?.killed).toBe(true);
+
+        const t = token('tok_1', 'hash-1', '2025-01-01T00:00:00.000Z');
+        await store.createToken(t, claim('tok', 201, 'fp-tok', 'sealed'));
+        const { secretHash: _hash, ...info } = t;
+        expect(await store.getIdempotency('tok')).toEqual({
+          fingerprint: 'fp-tok',
+          status: 201,
+          result: info,
+          attachment: 'sealed',
+        });
+        const other = token('tok_2', 'hash-2', '2025-01-01T00:00:00.000Z');
+        await replayOf(store.createToken(other, claim('tok', 201, 'fp-tok', 'sealed')));
+        expect((await store.listTokens()).map((x) => x.id)).toEqual(['tok_1']);
+        expect(await store.deleteToken('tok_1', claim('tok-del', 204))).toBe(true);
+        await replayOf(store.deleteToken('tok_1', claim('tok-del', 204)));
+        expect(await store.getIdempotency('tok-del')).toEqual({
+          fingerprint: 'fp-tok-del',
+          status: 204,
+          result: undefined,
+        });
+
+        await store.putIncident(incident('inc-1', env, 'open', '2025-01-01T00:00:00.000Z'));
+        const acked = await store.updateIncident(
+          'inc-1',
+          (current) => ({ ...current, status: 'acknowledged' }),
+          claim('ack'),
+        );
+        expect((await store.getIdempotency('ack'))?.result).toEqual(acked);
+        const replayed = await replayOf(
+          store.updateIncident('inc-1', (current) => ({ ...current, status: 'resolved' }), claim('ack')),
+        );
+        expect(replayed.result).toEqual(acked);
+        expect((await store.getIncident('inc-1'))?.status).toBe('acknowledged');
+      });
+
+      it('forgets a record after the TTL, so the key may be used again', async () => {
+        const store = await create({ idempotencyTtlMs: 300 });
+        await store.putFlag('production', makeFlag('checkout'), undefined, {
+          ...actor,
+          idempotency: claim('k1'),
+        });
+        expect(await store.getIdempotency('k1')).toBeDefined();
+        await sleep(500);
+        expect(await store.getIdempotency('k1')).toBeUndefined();
+        const saved = await store.putFlag('production', makeFlag('checkout'), undefined, {
+          ...actor,
+          idempotency: claim('k1'),
+        });
+        expect(saved.version).toBe(2);
+      });
+
+      it('lets one of two racing writes with the same claim apply, and answers the other from its record', async () => {
+        const store = await create();
+        const results = await Promise.allSettled(
+          Array.from({ length: 5 }, (_, i) =>
+            store.putFlag('production', makeFlag('checkout', { description: `racer ${i}` }), undefined, {
+              ...actor,
+              idempotency: claim('race', 201),
+            }),
+          ),
+        );
+        const applied = results.filter((r) => r.status === 'fulfilled');
+        expect(applied).toHaveLength(1);
+        for (const r of results) {
+          if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(IdempotentReplay);
+        }
+        expect((await store.snapshot('production')).revision).toBe(1);
+        expect(await store.audit('production', { limit: 10 })).toHaveLength(1);
       });
     });
 
