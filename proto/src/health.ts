@@ -66,8 +66,8 @@ export const HEALTH_GATES = ['pass', 'fail', 'wait'] as const;
 
 /**
  * Body of `GET /api/v1/envs/{env}/flags/{key}/health`: the guardian's verdict on the flag's current
- * version, shaped for Argo Rollouts' web metric (`successCondition: result.gate == "pass"`) and
- * Flagger's webhook gate (`?gate=1` answers 503 when `gate` is `fail`).
+ * version, shaped for Argo Rollouts' web metric (`successCondition: result == "pass"` on `{$.gate}`;
+ * `wait` is inconclusive) and Flagger's webhook gate (as a gate the route answers 200 only on `pass`).
  */
 export const flagHealthSchema = z.strictObject({
   env: environmentSchema,

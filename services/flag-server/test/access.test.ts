@@ -218,14 +218,14 @@ const ROUTES: RouteCase[] = [
   {
     route: 'GET /api/v1/envs/:env/flags/:key/health',
     allowed: PEOPLE_READ,
-    request: async () => ({ method: 'GET', url: '/api/v1/envs/production/flags/shared/health?gate=1' }),
+    request: async () => ({ method: 'GET', url: '/api/v1/envs/production/flags/shared/health?gate=0' }),
   },
   {
     route: 'POST /api/v1/envs/:env/flags/:key/health',
     allowed: PEOPLE_READ,
     request: async () => ({
       method: 'POST',
-      url: '/api/v1/envs/production/flags/shared/health',
+      url: '/api/v1/envs/production/flags/shared/health?gate=0',
       payload: { name: 'app', namespace: 'default', phase: 'Progressing' },
     }),
   },

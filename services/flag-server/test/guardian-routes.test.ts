@@ -62,9 +62,10 @@ describe('guardian routes of the flag server', () => {
       payload: boolFlag('checkout'),
     });
 
-    // No verdict yet: 200, wait.
+    // No verdict yet: wait, which a gate refuses (it fails closed) and the plain GET reports with 200.
+    expect((await health()).statusCode).toBe(200);
     let res = await health('?gate=1');
-    expect(res.statusCode).toBe(200);
+    expect(res.statusCode).toBe(503);
     expect(flagHealthSchema.parse(json(res))).toMatchObject({
       status: 'insufficient_data',
       gate: 'wait',
@@ -109,8 +110,9 @@ describe('guardian routes of the flag server', () => {
     expect(json(res)).toMatchObject({ status: 'regression', gate: 'fail' });
 
     await server.store.putVerdict(verdict(1, 'insufficient_data'), 10_000);
-    expect((await health('?gate=true')).statusCode).toBe(200);
+    expect((await health('?gate=true')).statusCode).toBe(503);
     expect((await health('?gate=1&require=healthy')).statusCode).toBe(503);
+    expect((await health('?gate=0')).statusCode).toBe(200);
 
     // The flag changed since the verdict: its new version has none yet.
     await server.store.putVerdict(verdict(1, 'healthy'), 10_000);
@@ -178,7 +180,9 @@ describe('guardian routes of the flag server', () => {
     const res = await flagger(reader);
     expect(res.statusCode).toBe(503);
     expect(json(res)).toMatchObject({ gate: 'fail' });
-    expect((await flagger(reader, '')).statusCode).toBe(200);
+    // POST is a gate by default (Flagger reads only the status code); `gate=0` gives the figures.
+    expect((await flagger(reader, '')).statusCode).toBe(503);
+    expect((await flagger(reader, '?gate=0')).statusCode).toBe(200);
     expect((await flagger(undefined)).statusCode).toBe(401);
     expect((await flagger('vgl_nope')).statusCode).toBe(401);
     expect((await flagger(staging)).statusCode).toBe(403);
@@ -186,7 +190,7 @@ describe('guardian routes of the flag server', () => {
     // A bearer token works for POST too, and env-bound read tokens for GET.
     const bearerPost = await server.app.inject({
       method: 'POST',
-      url: '/api/v1/envs/production/flags/checkout/health',
+      url: '/api/v1/envs/production/flags/checkout/health?gate=0',
       headers: bearer(reader),
     });
     expect(bearerPost.statusCode).toBe(200);

@@ -16,13 +16,21 @@ export interface HealthRouteOptions {
 const flagBoolean = z.enum(['1', '0', 'true', 'false']).transform((v) => v === '1' || v === 'true');
 
 export const healthQuerySchema = z.strictObject({
-  /** Answer 503 when the gate is `fail` (for gates that only look at the status code, like Flagger's). */
-  gate: flagBoolean.optional().describe('`1` or `true`: answer 503 when the gate is `fail`'),
-  /** With `gate`: also answer 503 while the gate is `wait` (no verdict with enough samples yet). */
+  /**
+   * Answer as a deployment gate: 200 only on a pass, 503 otherwise (for gates that only look at the
+   * status code, like Flagger's webhooks). GET defaults to off (Argo Rollouts reads the body), POST to on.
+   */
+  gate: flagBoolean
+    .optional()
+    .describe(
+      '`1` or `true`: answer as a gate, 200 only when `gate` is `pass` and 503 otherwise (`fail` or `wait`). ' +
+        'Default: off for GET, on for POST (Flagger); `0` turns it off',
+    ),
+  /** Kept for old gate URLs: a gate now always refuses `wait`, so `healthy` is what it already does. */
   require: z
     .enum(['healthy'])
     .optional()
-    .describe('With `gate`: `healthy` also answers 503 while the gate is `wait`'),
+    .describe('Deprecated, no effect: a gate answers 200 only on a pass (this used to opt into it)'),
 });
 
 /** What Flagger POSTs to a webhook: the canary's name and phase, and the webhook's `metadata`. */
@@ -88,14 +96,17 @@ export function flagHealth(env: string, flag: Flag, stored: Verdict | undefined)
 
 /**
  * `GET|POST /api/v1/envs/:env/flags/:key/health`: the guardian's verdict for deployment gates.
- * Always 200 with the figures, except with `?gate=1`, which answers 503 when the gate is `fail`
- * (and, with `require=healthy`, also while it is `wait`). POST is for Flagger's webhooks, which
- * cannot send headers: the token may come in the webhook's `metadata.token` instead.
+ * GET answers 200 with the figures whatever the verdict (an Argo Rollouts web metric reads `gate` from
+ * the body: `wait` leaves the measurement inconclusive). As a gate (`?gate=1`, the default for POST)
+ * it fails closed: 200 only on a pass, 503 on `fail` and on `wait` (no verdict yet, no guardian, a
+ * stale or too-small sample), so a tool that only reads the status code never advances on no data.
+ * POST is for Flagger's webhooks, which cannot send headers: the token may come in the webhook's
+ * `metadata.token` instead.
  */
 export async function healthRoutes(app: FastifyInstance, options: HealthRouteOptions): Promise<void> {
   const { store, tokens } = options;
 
-  const answer = async (request: FastifyRequest, reply: FastifyReply) => {
+  const answer = async (request: FastifyRequest, reply: FastifyReply, gateByDefault: boolean) => {
     const { params, query } = parseRequest(request, { params: keyParams, query: healthQuerySchema });
     const [flag, verdict] = await Promise.all([
       store.getFlag(params.env, params.key),
@@ -103,9 +114,7 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRouteOpt
     ]);
     if (!flag) throw new VigilError('VIGIL_NOT_FOUND', `no flag ${params.key} in ${params.env}`);
     const health = flagHealth(params.env, flag, verdict);
-    const refuse =
-      query.gate === true &&
-      (health.gate === 'fail' || (query.require === 'healthy' && health.gate === 'wait'));
+    const refuse = (query.gate ?? gateByDefault) && health.gate !== 'pass';
     return reply
       .code(refuse ? 503 : 200)
       .header('cache-control', 'no-store')
@@ -126,9 +135,9 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRouteOpt
         'no flag with this key in the environment.',
       ]),
       503: reply(
-        'With `?gate=1`: the gate is `fail` (or `wait`, with `require=healthy`); the body is the same FlagHealth. ' +
+        'As a gate (`?gate=1`; POST by default): `gate` is `fail` or `wait`, the body is the same FlagHealth. ' +
           'Or `VIGIL_STORE_UNAVAILABLE` (an Error body): the store cannot be reached.',
-        ref('FlagHealth'),
+        { anyOf: [ref('FlagHealth'), ref('Error')] },
       ),
     },
   };
@@ -142,10 +151,11 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRouteOpt
         summary: "The guardian's verdict on the flag's current version (an Argo Rollouts web metric)",
         description:
           '`status` is `insufficient_data` while the guardian has no verdict on this version (after a change, ' +
-          'or with no guardian running); a killed flag fails the gate whatever the verdict.',
+          'or with no guardian running); a killed flag fails the gate whatever the verdict. Answers 200 with the ' +
+          'figures unless `?gate=1`, which answers 200 only on a pass and 503 otherwise.',
       },
     },
-    answer,
+    (request, reply) => answer(request, reply, false),
   );
 
   app.post(
@@ -156,7 +166,9 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRouteOpt
         summary: "The guardian's verdict as a Flagger webhook gate (token as Bearer or in metadata.token)",
         description:
           "Flagger cannot send headers: the token may come in the webhook body's `metadata.token` instead of " +
-          '`Authorization`. Any other body is ignored. Answers as the GET does.',
+          '`Authorization`. Any other body is ignored. A gate by default: 200 only when `gate` is `pass`, 503 on ' +
+          '`fail` and `wait` (no verdict, no guardian, not enough samples), so Flagger never advances on no data; ' +
+          '`?gate=0` answers 200 with the figures as the GET does.',
         'x-vigil-access': 'read',
       },
     },
@@ -167,7 +179,7 @@ export async function healthRoutes(app: FastifyInstance, options: HealthRouteOpt
       if (!principal) throw new VigilError('VIGIL_UNAUTHORIZED', 'unknown token');
       authorize(principal, 'read', (request.params as { env?: string }).env);
       request.principal = principal;
-      return answer(request, reply);
+      return answer(request, reply, true);
     },
   );
 }

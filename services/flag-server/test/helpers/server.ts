@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { FlagInput, SegmentInput, TokenScope } from '@vigil/proto';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { DestinationStream } from 'pino';
+import { afterAll } from 'vitest';
 import { WebSocket } from 'ws';
 import { buildServer } from '../../src/app.js';
 import { bootstrapAdmin } from '../../src/auth.js';
@@ -11,6 +12,7 @@ import { type ConfigInput, parseConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { EmbeddedStore } from '../../src/store/embedded.js';
 import type { Store } from '../../src/store/store.js';
+import { OpenApiConformance, type Violation } from './openapi-conformance.js';
 
 /** A flag server on a real embedded store in a temp directory, with a bootstrap admin token. */
 export interface TestServer {
@@ -34,6 +36,30 @@ export interface TestServerOptions {
   store?: Store;
 }
 
+/** Every response of every test server is checked against `/openapi.json`; what contradicts it lands here. */
+export const openApiConformance = new OpenApiConformance();
+
+// A test file whose servers answered anything the document does not allow fails, naming each response.
+afterAll(() => {
+  const found = openApiConformance.take();
+  if (found.length === 0) return;
+  // One line per operation, status and problem, with an example URL and how often it happened.
+  const grouped = new Map<string, { first: Violation; count: number }>();
+  for (const v of found) {
+    const key = `${v.operation} ${v.status} ${v.problem.replace(/ — body .*/s, '')}`;
+    const seen = grouped.get(key);
+    if (seen) seen.count++;
+    else grouped.set(key, { first: v, count: 1 });
+  }
+  const lines = [...grouped.values()]
+    .slice(0, 30)
+    .map(
+      ({ first: v, count }) =>
+        `${v.operation} (${v.url}${count > 1 ? `, ×${count}` : ''}) → ${v.status}: ${v.problem}`,
+    );
+  throw new Error(`${found.length} response(s) contradict /openapi.json:\n${lines.join('\n')}`);
+});
+
 export async function startServer(options: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'vigil-server-'));
   const store = options.store ?? new EmbeddedStore({ dataDir, onListenerError: () => {} });
@@ -47,6 +73,7 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
   });
   const logger = options.logTo ? createLogger('debug', options.logTo) : createLogger('silent');
   const app = await buildServer({ config, store, logger });
+  openApiConformance.watch(app);
   let closed = false;
   return {
     app,

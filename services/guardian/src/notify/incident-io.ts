@@ -1,3 +1,4 @@
+import { escapeBlock, escapeInline } from '@vigil/server';
 import type { IncidentIoIntegration } from './config.js';
 import type { IncidentEvent } from './events.js';
 import { eventPhrase, figureLines, incidentLinks, severityLabel, truncate } from './format.js';
@@ -82,20 +83,33 @@ export function incidentIoEditBody(
   return edit;
 }
 
-/** The incident's summary as incident.io shows it: what Vigil saw, and the latest event. */
+/**
+ * The incident's summary as incident.io shows it: what Vigil saw, and the latest event. incident.io
+ * renders it as Markdown, so free text (the summary, who acknowledged or resolved) is escaped and
+ * cannot turn into a link, an image or a heading; `name` is plain text and stays as it is.
+ */
 export function incidentIoSummary(event: IncidentEvent, options: NotifierOptions = {}): string {
   const { incident } = event;
   const lines = [
-    incident.summary,
+    markdownSummary(incident.summary),
     '',
     `${severityLabel(incident)} on flag \`${incident.flag}\` (version ${incident.flagVersion}) in ` +
       `\`${incident.env}\`; ${incident.killed ? 'the guardian killed the flag' : 'the flag was not killed'}.`,
     ...figureLines(incident).map((line) => `- ${line}`),
   ];
-  if (event.type !== 'opened') lines.push('', `Vigil: ${eventPhrase(event)} at ${event.at}.`);
+  if (event.type !== 'opened') lines.push('', `Vigil: ${escapeInline(eventPhrase(event))} at ${event.at}.`);
   const links = incidentLinks(options.publicUrl, incident);
   if (links) lines.push('', `Vigil incident: ${links.incident}`, `Postmortem draft: ${links.postmortem}`);
   return truncate(lines.join('\n'), 10_000);
+}
+
+/**
+ * Free text as Markdown that shows as written: nothing in it can open a link, an image, HTML, a heading
+ * or a list. Code spans stay (the guardian's summaries quote flag and variant keys in them): text in a
+ * code span is literal, so a backtick cannot smuggle markup in.
+ */
+function markdownSummary(text: string): string {
+  return escapeBlock(text).replace(/(?<!\\)\\`/g, '`');
 }
 
 /**

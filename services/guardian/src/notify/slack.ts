@@ -47,7 +47,11 @@ const EMOJI: Record<IncidentEventType, string> = {
   resolved: ':white_check_mark:',
 };
 
-/** Escapes the three characters Slack's mrkdwn treats as control characters. */
+/**
+ * Escapes the three characters Slack's mrkdwn treats as control characters
+ * (https://docs.slack.dev/messaging/formatting-message-text#escaping-text): without it, free text such
+ * as `<!channel>` pings a channel and `<https://evil|docs>` renders a disguised link.
+ */
 export function escapeMrkdwn(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
@@ -64,11 +68,13 @@ export function slackMessage(
   options: NotifierOptions = {},
 ): SlackMessage {
   const { incident } = event;
+  // Free text (the title, who acknowledged or resolved) is escaped wherever it lands in mrkdwn: the
+  // top-level `text` and every mrkdwn object. The header is plain_text, which Slack never parses.
   const phrase = eventPhrase(event);
   const headline = `[${severityLabel(incident)}] Incident ${phrase}: ${incident.title}`;
   const field = (label: string, value: string): SlackText => ({
     type: 'mrkdwn',
-    text: truncate(`*${label}*\n${value}`, 2000),
+    text: truncate(`*${label}*\n${escapeMrkdwn(value)}`, 2000),
   });
   const figures = figureLines(incident).map((line) => `• ${escapeMrkdwn(line)}`);
   const blocks: SlackBlock[] = [
@@ -101,7 +107,10 @@ export function slackMessage(
     elements: [
       {
         type: 'mrkdwn',
-        text: truncate(`Vigil incident \`${escapeMrkdwn(incident.id)}\` · ${phrase} at ${event.at}`, 2000),
+        text: truncate(
+          `Vigil incident \`${escapeMrkdwn(incident.id)}\` · ${escapeMrkdwn(phrase)} at ${event.at}`,
+          2000,
+        ),
       },
     ],
   });
@@ -126,7 +135,10 @@ export function slackMessage(
       ],
     });
   }
-  return { text: truncate(`${headline} (flag ${incident.flag} in ${incident.env})`, 3000), blocks };
+  return {
+    text: truncate(escapeMrkdwn(`${headline} (flag ${incident.flag} in ${incident.env})`), 3000),
+    blocks,
+  };
 }
 
 /** Posts one message per incident event to a Slack incoming webhook. */

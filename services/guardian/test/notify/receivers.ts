@@ -346,6 +346,39 @@ export const slackMessageSchema = z
 
 export type SlackPosted = z.infer<typeof slackMessageSchema>;
 
+/**
+ * Every mrkdwn string of a posted message, where Slack parses markup (the top-level `text` is mrkdwn
+ * too, and is what notifications show); plain_text objects are never parsed.
+ */
+export function slackMrkdwnTexts(message: SlackPosted): string[] {
+  const texts = [message.text];
+  const add = (t: { type: string; text: string } | undefined) => {
+    if (t?.type === 'mrkdwn') texts.push(t.text);
+  };
+  for (const block of message.blocks) {
+    if (block.type === 'section') {
+      add(block.text);
+      for (const field of block.fields ?? []) add(field);
+    } else if (block.type === 'context') {
+      for (const element of block.elements) add(element);
+    }
+  }
+  return texts;
+}
+
+/**
+ * What Slack's mrkdwn (docs.slack.dev/messaging/formatting-message-text) turns into something else
+ * than text: control sequences in angle brackets — `<!channel>`, `<!here>`, `<@U…>`, `<#C…>`,
+ * `<!subteam^…>`, `<!date^…>`, `<url|label>` links — and HTML entities other than the three escapes
+ * (`&amp;`, `&lt;`, `&gt;`), and the text a reader sees once those three are decoded.
+ */
+export function slackMarkup(text: string): { controls: string[]; entities: string[]; shown: string } {
+  const controls = [...text.matchAll(/<[^<>]*>/g)].map((m) => m[0]);
+  const entities = [...text.matchAll(/&(?!amp;|lt;|gt;)[^\s;]*;?/g)].map((m) => m[0]);
+  const shown = text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  return { controls, entities, shown };
+}
+
 /** A Slack incoming webhook: answers `ok`; messages are de-duplicated here by the header's block_id. */
 export function slackReceiver(path = '/services/T0000/B0000/XXXXXXXXXXXX') {
   const messages = new Map<string, SlackPosted>();
