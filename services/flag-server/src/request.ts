@@ -104,14 +104,71 @@ export function nestsDeeperThan(text: string, limit: number): boolean {
 }
 
 /**
- * Fastify's JSON body parser, but refusing bodies nested deeper than {@link MAX_JSON_DEPTH} with a 400:
- * validating, cloning or freezing a value nested thousands deep overflows the stack, which was a 500.
+ * The offset of the first byte that does not start or continue a well-formed UTF-8 sequence
+ * (Unicode Table 3-7: no overlongs, no surrogates, nothing above U+10FFFF), or -1 when all are valid.
+ * A truncated sequence is reported at its lead byte.
+ */
+export function invalidUtf8Offset(bytes: Uint8Array): number {
+  const n = bytes.length;
+  let i = 0;
+  while (i < n) {
+    const b = bytes[i]!;
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    // The lead byte decides the length and the allowed range of the second byte.
+    let length: number;
+    let low = 0x80;
+    let high = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) length = 2;
+    else if (b >= 0xe0 && b <= 0xef) {
+      length = 3;
+      if (b === 0xe0) low = 0xa0;
+      else if (b === 0xed) high = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      length = 4;
+      if (b === 0xf0) low = 0x90;
+      else if (b === 0xf4) high = 0x8f;
+    } else return i;
+    if (i + length > n) return i;
+    const second = bytes[i + 1]!;
+    if (second < low || second > high) return i;
+    for (let k = 2; k < length; k++) {
+      const c = bytes[i + k]!;
+      if (c < 0x80 || c > 0xbf) return i;
+    }
+    i += length;
+  }
+  return -1;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Fastify's JSON body parser, but refusing with a 400 bodies that are not valid UTF-8 (decoded
+ * leniently they were stored with replacement characters) and bodies nested deeper than
+ * {@link MAX_JSON_DEPTH} (validating, cloning or freezing a value nested thousands deep overflows the
+ * stack, which was a 500).
  */
 export function setupJsonBodies(app: FastifyInstance): void {
   const parse = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    const text = body as string;
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const bytes = body as Buffer;
+    let text: string;
+    try {
+      text = strictUtf8.decode(bytes);
+    } catch {
+      const offset = invalidUtf8Offset(bytes);
+      done(
+        new VigilError('VIGIL_BAD_REQUEST', `request body is not valid UTF-8 (byte offset ${offset})`, [
+          { field: 'body', message: `not valid UTF-8 at byte offset ${offset}` },
+        ]),
+        undefined,
+      );
+      return;
+    }
     if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
       done(
         new VigilError('VIGIL_BAD_REQUEST', `JSON body nested deeper than ${MAX_JSON_DEPTH} levels`),

@@ -7,6 +7,8 @@ import type { EnvState, PatchBody } from '../env-state.js';
 import type { Environments } from '../environments.js';
 import { toVigilError } from '../error-handler.js';
 import { VigilError } from '../errors.js';
+import type { LogBudget } from '../log-budget.js';
+import type { ServerMetrics } from '../metrics.js';
 import { reply } from '../openapi.js';
 import type { Change, Store } from '../store/store.js';
 import type { Connection, StreamHub } from '../stream-hub.js';
@@ -24,6 +26,7 @@ export interface StreamRouteOptions {
   tokens: Tokens;
   envs: Environments;
   hub: StreamHub;
+  metrics: ServerMetrics;
 }
 
 /**
@@ -94,6 +97,52 @@ function errorBytes(code: string, message: string): Buffer {
   return Buffer.from(JSON.stringify({ type: 'error', code, message }));
 }
 
+/** Why a stream's client frame was refused: the label of `vigil_stream_frames_refused_total`. */
+export type FrameRefusal = 'too_large' | 'invalid_utf8' | 'protocol' | 'invalid_message';
+
+/** The refusal a `ws` error stands for (ws closes the stream itself: 1009, 1007, 1002), else undefined. */
+export function frameRefusal(error: unknown): Exclude<FrameRefusal, 'invalid_message'> | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !code.startsWith('WS_ERR_')) return undefined;
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH')
+    return 'too_large';
+  if (code === 'WS_ERR_INVALID_UTF8') return 'invalid_utf8';
+  return 'protocol';
+}
+
+/**
+ * The websocket plugin's handler for errors on an open stream. Frames `ws` refuses (too large, not
+ * UTF-8, bad framing) are the client's doing and any client can send them: they are counted, and
+ * logged at warn, without a stack, within `budget` (the plugin's default logged each one at error
+ * with a stack). Anything else is a bug of ours and logged at error.
+ */
+export function streamErrorHandler(
+  metrics: ServerMetrics,
+  budget: LogBudget,
+): (error: Error, socket: WebSocket, request: FastifyRequest) => void {
+  return (error, socket, request) => {
+    const reason = frameRefusal(error);
+    if (reason === undefined) request.log.error({ err: error }, 'stream failed');
+    else {
+      metrics.framesRefused.inc({ reason });
+      const allowed = budget.take();
+      if (allowed) {
+        request.log.warn(
+          {
+            reason,
+            code: (error as { code?: string }).code,
+            detail: error.message,
+            ip: request.ip,
+            ...allowed,
+          },
+          'stream frame refused; stream closed',
+        );
+      }
+    }
+    socket.terminate();
+  };
+}
+
 /** A plain GET of the stream (no upgrade) gets a 400 in the error shape instead of the plugin's empty 404. */
 async function upgradeOnly(request: FastifyRequest): Promise<void> {
   if (!request.ws) {
@@ -110,7 +159,7 @@ async function upgradeOnly(request: FastifyRequest): Promise<void> {
  * browsers). After `hello`, the client gets a snapshot, or a patch from its revision, then every patch.
  */
 export async function streamRoutes(app: FastifyInstance, options: StreamRouteOptions): Promise<void> {
-  const { store, tokens, envs, hub } = options;
+  const { store, tokens, envs, hub, metrics } = options;
 
   /** The first message for a client at `revision`; reads the store only when memory does not reach back. */
   async function firstMessage(
@@ -252,6 +301,7 @@ export async function streamRoutes(app: FastifyInstance, options: StreamRouteOpt
         const why = parsed
           ? parsed.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ')
           : 'not JSON text';
+        metrics.framesRefused.inc({ reason: 'invalid_message' });
         hub.remove(c);
         refuse(socket, 'VIGIL_BAD_REQUEST', `invalid message: ${why}`, CLOSE_CODES.protocol);
         return;
