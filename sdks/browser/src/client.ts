@@ -21,8 +21,13 @@ import { SDK_NAME } from './version.js';
 
 /** Options of {@link createClient}. */
 export interface ClientOptions {
-  /** The flag server, e.g. `https://flags.example.com` (no path). */
-  url: string;
+  /** The flag server, e.g. `https://flags.example.com` (no path). Give this or `urls`. */
+  url?: string;
+  /**
+   * Several flag servers (replicas of one deployment), tried in order: after a failed connect the client
+   * moves to the next and resumes from its revision. With `url` too, `url` comes first.
+   */
+  urls?: readonly string[];
   /** A client key (`sdk-client` scope): public, like an app id; it sees only `clientSide` flags. */
   clientKey: string;
   /** The current user; switch with `identify`. */
@@ -54,6 +59,8 @@ export interface ClientStats {
   source: FlagSource | undefined;
   stream: StreamState;
   polling: boolean;
+  /** The server in use: streamed from, polled and sent metrics. */
+  server: string;
   sync: SyncStats;
   metrics: MetricsStats | undefined;
 }
@@ -95,9 +102,10 @@ export class VigilClient {
           new VigilSdkError('VIGIL_SDK_LISTENER', `a "${event}" listener threw: ${describe(error)}`),
         );
     });
-    const url = options.url.replace(/\/+$/, '');
+    const servers = serverUrls(options);
     const storage = options.storage === false ? undefined : (options.storage ?? defaultStorage());
-    this.cache = new FlagCache(storage, url, options.clientKey);
+    // Keyed by the first server: replicas of one deployment hold the same flags.
+    this.cache = new FlagCache(storage, servers[0]!, options.clientKey);
 
     // Start from the freshest of the bootstrap and the cache.
     let start: { snapshot: FlagSnapshot; source: FlagSource } | undefined;
@@ -114,7 +122,7 @@ export class VigilClient {
     const metrics = options.metrics === false ? undefined : (options.metrics ?? {});
     if (metrics) {
       this.metrics = new CohortMetrics({
-        url,
+        url: () => this.sync.server,
         clientKey: options.clientKey,
         ...(options.env === undefined ? {} : { env: options.env }),
         sdk: SDK_NAME,
@@ -126,7 +134,7 @@ export class VigilClient {
 
     this.sync = createPageSync(
       {
-        url,
+        urls: servers,
         clientKey: options.clientKey,
         // Cached flags came from this server and key: resume from their revision.
         resumable: start?.source === 'cache',
@@ -289,6 +297,7 @@ export class VigilClient {
       source: this.source,
       stream: this.sync.state as StreamState,
       polling: this.sync.polling,
+      server: this.sync.server,
       sync,
       metrics: this.metrics?.stats(),
     };
@@ -416,7 +425,18 @@ function sameValue(a: unknown, b: unknown): boolean {
   );
 }
 
-/** Creates a browser client; it starts from the bootstrap or cached flags, then connects. Never throws. */
+/** The servers options name, without trailing slashes: `url` first, then `urls`, each once; throws when there is none. */
+function serverUrls(options: Pick<ClientOptions, 'url' | 'urls'>): string[] {
+  const all = [...(options.url === undefined ? [] : [options.url]), ...(options.urls ?? [])];
+  const servers = [...new Set(all.map((u) => String(u).replace(/\/+$/, '')))];
+  if (servers.length === 0) throw new VigilSdkError('VIGIL_SDK_INVALID_OPTIONS', 'url or urls is required');
+  return servers;
+}
+
+/**
+ * Creates a browser client; it starts from the bootstrap or cached flags, then connects. Throws only
+ * `VIGIL_SDK_INVALID_OPTIONS` when given no server; nothing after that throws.
+ */
 export function createClient(options: ClientOptions): VigilClient {
   return new VigilClient(options);
 }

@@ -3,6 +3,8 @@
  * reach `client.on('error')`, `client.lastError` and — for a refused key — `waitForReady`.
  */
 export const SDK_ERRORS = {
+  /** `createClient` was given no server (`url` or `urls`); thrown by `createClient`. */
+  VIGIL_SDK_INVALID_OPTIONS: 'invalid client options',
   /** The server does not know the client key (close code 4401 or HTTP 401); the client stops retrying. */
   VIGIL_SDK_UNAUTHORIZED: 'client key refused',
   /** The key is known but may not use the SDK endpoints (4403 or HTTP 403); the client stops retrying. */

@@ -4,7 +4,8 @@ import { describe, VigilSdkError } from './errors.js';
 export type { ServedCohort } from '@vigil/core';
 
 export interface CohortMetricsOptions {
-  url: string;
+  /** The server in use (the one the client streams from), read at each send. */
+  url: () => string;
   clientKey: string;
   /** The key's environment; when unknown, summaries leave it out and the server fills it in. */
   env?: string;
@@ -92,7 +93,7 @@ export class CohortMetrics {
   }
 
   private endpoint(): string {
-    return `${this.options.url}/v1/metrics?key=${encodeURIComponent(this.options.clientKey)}`;
+    return `${this.options.url()}/v1/metrics?key=${encodeURIComponent(this.options.clientKey)}`;
   }
 
   /** Closes the window: its summaries as request bodies, each under the keepalive limit. */

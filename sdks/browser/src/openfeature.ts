@@ -11,14 +11,22 @@ import {
   type ResolutionDetails,
 } from '@openfeature/web-sdk';
 import type { EvaluationDetail } from '@vigil/core';
-import { fromOpenFeatureContext, openFeatureMetadata, openFeatureResolution } from '@vigil/core';
+import {
+  fromOpenFeatureContext,
+  openFeatureMetadata,
+  openFeatureNotReady,
+  openFeatureResolution,
+} from '@vigil/core';
 import type { VariantValue } from '@vigil/proto';
 import { type ClientOptions, createClient, type VigilClient } from './client.js';
 import { describe, isVigilSdkError } from './errors.js';
 
 /** How the web provider behaves; every field is optional. */
 export interface VigilWebProviderOptions {
-  /** How long `initialize` waits for flags (default 10 s); past it the provider is in `ERROR` until they come. */
+  /**
+   * How long `initialize` waits for flags (default 10 s); past it the provider is in `ERROR` until they
+   * come, and evaluations return the caller's defaults with `PROVIDER_NOT_READY`.
+   */
   readyTimeoutMs?: number;
   /**
    * What a disabled or killed flag resolves to, with reason `DISABLED` either way: the caller's default
@@ -149,6 +157,7 @@ export class VigilWebProvider implements Provider {
 
   /** One evaluation for the identified user; `kind` is a value of the type asked for (see the server provider). */
   private resolve<T>(flagKey: string, defaultValue: T, kind: VariantValue): ResolutionDetails<T> {
+    if (!this.client.ready) return openFeatureNotReady(defaultValue, ErrorCode.PROVIDER_NOT_READY);
     const detail = this.client.detail(flagKey, kind) as EvaluationDetail;
     return openFeatureResolution(
       detail,

@@ -24,8 +24,8 @@ export type SyncStats = Omit<CoreSyncStats, 'reconnects'>;
 export type SyncTarget = CoreSyncTarget<VigilSdkError>;
 
 export interface SyncOptions {
-  /** `http(s)://host[:port]` of the flag server, without a trailing slash. */
-  url: string;
+  /** `http(s)://host[:port]` of each flag server (replicas of one deployment), without a trailing slash, in the order tried. */
+  urls: readonly string[];
   clientKey: string;
   /** The held flags came from this server (the cache), so the first hello may resume from them. */
   resumable: boolean;
@@ -48,11 +48,11 @@ export interface SyncOptions {
  */
 export function createPageSync(options: SyncOptions, target: SyncTarget): Synchronizer {
   const aborter = new AbortController();
-  const base = `${options.url.replace(/^http/, 'ws')}/v1/stream`;
   const key = encodeURIComponent(options.clientKey);
   return createSynchronizer(
     {
       sdk: options.sdk,
+      servers: options.urls,
       stream: true,
       resumable: options.resumable,
       pollIntervalMs: options.pollIntervalMs,
@@ -67,12 +67,13 @@ export function createPageSync(options: SyncOptions, target: SyncTarget): Synchr
       openFailure: 'stop',
     },
     {
-      connect: (events) => connectNative(events, base, options.clientKey),
-      async fetchFlags(etag) {
+      connect: (events, server) =>
+        connectNative(events, `${server.replace(/^http/, 'ws')}/v1/stream`, options.clientKey),
+      async fetchFlags(etag, server) {
         const headers: Record<string, string> = { accept: 'application/json' };
         if (etag !== undefined) headers['if-none-match'] = etag;
         return readFlagsResponse(
-          await fetch(`${options.url}/v1/flags?key=${key}`, {
+          await fetch(`${server}/v1/flags?key=${key}`, {
             headers,
             cache: 'no-store',
             signal: AbortSignal.any([aborter.signal, AbortSignal.timeout(options.requestTimeoutMs)]),

@@ -18,6 +18,7 @@ export {
   fromOpenFeatureContext,
   type OpenFeatureResolution,
   openFeatureMetadata,
+  openFeatureNotReady,
   openFeatureResolution,
 } from './openfeature-context.js';
 export { compareSemver, parseSemver, type SemVer } from './semver.js';

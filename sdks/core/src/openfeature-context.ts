@@ -49,6 +49,24 @@ export interface OpenFeatureResolution<T, C, M> {
 }
 
 /**
+ * The resolution while the client holds no flags yet (none from the server, the cache or a bootstrap):
+ * the caller's default with OpenFeature's `PROVIDER_NOT_READY` (`errorCode`, in the caller's type), not
+ * `FLAG_NOT_FOUND` — the flag may well exist on the server. Shared by the server and web providers.
+ */
+export function openFeatureNotReady<T, C>(
+  defaultValue: T,
+  errorCode: C,
+): OpenFeatureResolution<T, C, Record<string, never>> {
+  return {
+    value: defaultValue,
+    reason: 'ERROR',
+    errorCode,
+    errorMessage: 'no flags from the flag server yet',
+    flagMetadata: {},
+  };
+}
+
+/**
  * An evaluation as OpenFeature resolves it, shared by the server and web providers: every error
  * (`TARGETING_KEY_MISSING` included) returns the caller's default with reason `ERROR`; a disabled or
  * killed flag returns the default too when `disabledDefault` (as OpenFeature's conformance suite

@@ -57,11 +57,20 @@ export interface SyncStats {
   polls: number;
   pollFailures: number;
   pollsNotModified: number;
+  /** Moves to another of `SyncOptions.servers` after an attempt there failed. */
+  failovers: number;
 }
 
 export interface SyncOptions {
   /** The SDK's name, sent in `hello`. */
   sdk: string;
+  /**
+   * The flag servers, replicas of one deployment (they share the revision counter, so a revision held
+   * from one resumes on another); at least one. Opaque here: each is handed back to `connect` and
+   * `fetchFlags`. The first is used until an attempt on it fails, then the next, and so on in a ring;
+   * a server that works is kept. Every server failing in a row (a full round) backs off before the next round.
+   */
+  servers: readonly string[];
   /** Use the stream; false polls only (state `disabled`). */
   stream: boolean;
   /** The held flags came from this server (e.g. a cache), so the first hello may resume from them. */
@@ -129,15 +138,17 @@ export type SyncNote =
   | { type: 'lost'; why: string; code: number; reason: string }
   /** A stream attempt closed before delivering flags; `failures` in a row so far. */
   | { type: 'failed'; why: string; code: number; failures: number }
+  /** The next attempts (and polls) go to another server, after one failed on `from`. */
+  | { type: 'failover'; from: string; to: string }
   /** Polling `GET /v1/flags` starts. */
   | { type: 'polling' };
 
 /** Everything the synchronizer does to the world, supplied by the SDK. */
 export interface SyncIo<E extends SyncError> {
-  /** Opens a stream to `/v1/stream`; throws when one cannot even be attempted (a malformed URL). */
-  connect(events: StreamEvents): StreamConnection;
-  /** `GET /v1/flags` with `If-None-Match: etag` when given; resolves with the status and body (JSON on 200). */
-  fetchFlags(etag: string | undefined): Promise<{ status: number; body: unknown }>;
+  /** Opens a stream to `server`'s `/v1/stream`; throws when one cannot even be attempted (a malformed URL). */
+  connect(events: StreamEvents, server: string): StreamConnection;
+  /** `server`'s `GET /v1/flags` with `If-None-Match: etag` when given; resolves with the status and body (JSON on 200). */
+  fetchFlags(etag: string | undefined, server: string): Promise<{ status: number; body: unknown }>;
   /** Cancels requests in flight, for good. */
   abort(): void;
   /** A text frame as a server message; throws an Error naming what is wrong. */
@@ -161,6 +172,8 @@ export interface Synchronizer {
   readonly state: StreamState;
   /** Polling `GET /v1/flags` (the stream is unavailable, or disabled). */
   readonly polling: boolean;
+  /** The server in use (one of `SyncOptions.servers`): the stream, polls and metrics go to it. */
+  readonly server: string;
   readonly stats: SyncStats;
   start(): void;
   /** Reconnects now if waiting for a backoff (e.g. the browser came back online). */
@@ -193,7 +206,10 @@ interface Attempt {
  * full jitter. When the upgrade is answered with an HTTP status, or the stream fails `pollAfterFailures`
  * times in a row, `GET /v1/flags` is polled (with `If-None-Match`) until a stream delivers again. A
  * refused key (4401/4403, HTTP 401/403) stops everything; any other failure keeps the last known flags
- * and retries. Nothing here throws: it runs from timers and socket callbacks.
+ * and retries. With several servers, an attempt that fails moves to the next one at once (a lost stream
+ * is first retried where it was, after the backoff), keeping the revision held so the next server
+ * resumes with a patch; only a full round of failures backs off. Nothing here throws: it runs from
+ * timers and socket callbacks.
  *
  * State lives in closures rather than class fields: the browser bundle is minified, and local names
  * shrink where property names cannot.
@@ -204,8 +220,11 @@ export function createSynchronizer<E extends SyncError>(
   target: SyncTarget<E>,
 ): Synchronizer {
   const { clock, describe, error: makeError } = io;
-  const { heartbeat, reconnect, pollIntervalMs } = options;
+  const { heartbeat, reconnect, pollIntervalMs, servers } = options;
+  if (servers.length === 0) throw new Error('createSynchronizer needs at least one server');
   const stats = emptySyncStats();
+  /** The server in use: `servers[index]`. */
+  let index = 0;
   let state: StreamState = 'idle';
   let polling = false;
   let current: Attempt | undefined;
@@ -231,17 +250,20 @@ export function createSynchronizer<E extends SyncError>(
     // `connection` is set below, before any event can arrive (transports report asynchronously).
     const attempt = { lastSeen: now, lastPing: now, synced: false, syncedAt: 0 } as Attempt;
     try {
-      attempt.connection = io.connect({
-        opened: () => opened(attempt),
-        message(data) {
-          attempt.lastSeen = Date.now();
-          onMessage(attempt, data);
+      attempt.connection = io.connect(
+        {
+          opened: () => opened(attempt),
+          message(data) {
+            attempt.lastSeen = Date.now();
+            onMessage(attempt, data);
+          },
+          heard() {
+            attempt.lastSeen = Date.now();
+          },
+          closed: (close) => onClose(attempt, close),
         },
-        heard() {
-          attempt.lastSeen = Date.now();
-        },
-        closed: (close) => onClose(attempt, close),
-      });
+        servers[index]!,
+      );
     } catch (error) {
       if (options.openFailure === 'stop') {
         refuse(makeError('VIGIL_SDK_STREAM', describe(error)));
@@ -383,13 +405,27 @@ export function createSynchronizer<E extends SyncError>(
         target.error(makeError('VIGIL_SDK_STREAM', why, { status: status ?? code }));
       io.note?.({ type: 'failed', why, code, failures });
     }
-    // An HTTP answer to the upgrade means no stream here for now: poll at once.
+    // Another replica may be up: try it at once, unless this failure ends a round of them all.
+    const rotate = !attempt.synced && servers.length > 1;
+    if (rotate) failover();
+    // An HTTP answer to the upgrade means no stream here for now: poll at once (the next server).
     if (status !== undefined || failures >= reconnect.pollAfterFailures) startPolling();
 
-    const delay = fullJitter(backoff, reconnect.baseMs, reconnect.capMs);
-    backoff += 1;
+    let delay = 0;
+    if (!rotate || failures % servers.length === 0) {
+      delay = fullJitter(backoff, reconnect.baseMs, reconnect.capMs);
+      backoff += 1;
+    }
     state = 'waiting';
     reconnectTimer = clock.setTimeout(connect, delay);
+  }
+
+  /** Moves to the next server in the ring: the next stream attempt and poll go there. */
+  function failover(): void {
+    const from = servers[index]!;
+    index = (index + 1) % servers.length;
+    stats.failovers += 1;
+    io.note?.({ type: 'failover', from, to: servers[index]! });
   }
 
   function startPolling(): void {
@@ -426,7 +462,10 @@ export function createSynchronizer<E extends SyncError>(
     let status: number;
     let body: unknown;
     try {
-      ({ status, body } = await io.fetchFlags(resumable ? `"${target.revision()}"` : undefined));
+      ({ status, body } = await io.fetchFlags(
+        resumable ? `"${target.revision()}"` : undefined,
+        servers[index]!,
+      ));
     } catch (error) {
       if (polling) pollFailed(makeError('VIGIL_SDK_POLL', describe(error), { cause: error }));
       return;
@@ -467,6 +506,8 @@ export function createSynchronizer<E extends SyncError>(
   /** Reports the first failure of a run of them; later ones only count. */
   function pollFailed(error: E): void {
     stats.pollFailures += 1;
+    // Polling alone (no stream attempts to rotate servers): the next poll tries the next server.
+    if (state === 'disabled' && servers.length > 1) failover();
     if (pollFailing) return;
     pollFailing = true;
     target.error(error);
@@ -497,6 +538,9 @@ export function createSynchronizer<E extends SyncError>(
     },
     get polling() {
       return polling;
+    },
+    get server() {
+      return servers[index]!;
     },
     stats,
     start() {
@@ -533,6 +577,7 @@ export function emptySyncStats(): SyncStats {
     polls: 0,
     pollFailures: 0,
     pollsNotModified: 0,
+    failovers: 0,
   };
 }
 

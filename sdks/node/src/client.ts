@@ -17,10 +17,10 @@ import { CohortMetrics, type MetricsStats, type ServedCohort } from './metrics.j
 import {
   type ClientOptions,
   consoleLogger,
-  endpoints,
   type Logger,
   type ResolvedOptions,
   resolveOptions,
+  serverUrls,
 } from './options.js';
 import { Scope, type ScopeHost, type Widen } from './scope.js';
 import { createNodeSync, type StreamState, type SyncStats } from './sync.js';
@@ -31,6 +31,8 @@ export interface ClientStats extends SyncStats {
   state: StreamState | 'offline';
   /** Polling `GET /v1/flags` (the stream is unavailable or disabled). */
   polling: boolean;
+  /** The server in use (base HTTP URL): the one streamed from, polled and sent metrics. */
+  server: string;
   ready: boolean;
   /** Where the flags served now came from. */
   source: FlagSource | undefined;
@@ -58,6 +60,8 @@ export class VigilClient {
   private readonly emitter: Emitter<ClientEvents>;
   private readonly logger: Logger;
   private readonly sync: Synchronizer | undefined;
+  /** The servers named by the options (base HTTP URLs), in the order they are tried. */
+  private readonly servers: readonly string[];
   private readonly metrics: CohortMetrics | undefined;
   private readonly host: ScopeHost;
   private readyFrom: FlagSource | undefined;
@@ -74,7 +78,8 @@ export class VigilClient {
     this.emitter = new Emitter<ClientEvents>((event, error) =>
       this.logger.error({ event, err: error }, `vigil: a '${event}' listener threw: ${describe(error)}`),
     );
-    const { http, stream } = endpoints(options.url);
+    const servers = serverUrls(options);
+    this.servers = servers;
     this.host = {
       evaluate: <T extends VariantValue>(flag: string, context: Context, defaultValue?: T) =>
         this.evaluate(flag, context, defaultValue),
@@ -102,7 +107,7 @@ export class VigilClient {
     if (options.metrics && !options.offline) {
       this.metrics = new CohortMetrics({
         ...options.metrics,
-        httpUrl: http,
+        httpUrl: () => this.sync?.server ?? servers[0]!,
         sdkKey: options.sdkKey,
         ...(options.env === undefined ? {} : { env: options.env }),
         requestTimeoutMs: options.requestTimeoutMs,
@@ -114,8 +119,7 @@ export class VigilClient {
     if (!options.offline) {
       this.sync = createNodeSync(
         {
-          streamUrl: stream,
-          httpUrl: http,
+          httpUrls: servers,
           sdkKey: options.sdkKey,
           stream: options.stream,
           pollIntervalMs: options.pollIntervalMs,
@@ -233,6 +237,7 @@ export class VigilClient {
     return {
       state: sync ? sync.state : 'offline',
       polling: sync?.polling ?? false,
+      server: sync?.server ?? this.servers[0]!,
       ready: this.ready,
       source: this.readyFrom,
       stale: this.isStale,

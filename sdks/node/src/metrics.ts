@@ -30,7 +30,8 @@ export interface MetricsStats {
 }
 
 export interface CohortMetricsOptions extends MetricsOptions {
-  httpUrl: string;
+  /** The base HTTP URL of the server in use (the one the client streams from), read at each send. */
+  httpUrl: () => string;
   sdkKey: string;
   /** The SDK key's environment; when unknown, summaries leave it out and the server fills it in. */
   env?: string;
@@ -165,7 +166,7 @@ export class CohortMetrics {
     let status: number;
     let text = '';
     try {
-      const response = await fetch(`${this.options.httpUrl}/v1/metrics`, {
+      const response = await fetch(`${this.options.httpUrl()}/v1/metrics`, {
         method: 'POST',
         headers: {
           authorization: `Bearer ${this.options.sdkKey}`,

@@ -14,6 +14,7 @@ import {
   type EvaluationDetail,
   fromOpenFeatureContext,
   openFeatureMetadata,
+  openFeatureNotReady,
   openFeatureResolution,
 } from '@vigil/core';
 import type { VariantValue } from '@vigil/proto';
@@ -25,7 +26,7 @@ import type { ClientOptions } from './options.js';
 export interface VigilProviderOptions {
   /**
    * How long `initialize` waits for flags (default 10 s). Past it the provider is in `ERROR` (evaluations
-   * return the caller's defaults with `FLAG_NOT_FOUND`) and turns `READY` when flags arrive.
+   * return the caller's defaults with `PROVIDER_NOT_READY`) and turns `READY` when flags arrive.
    */
   readyTimeoutMs?: number;
   /**
@@ -186,6 +187,7 @@ export class VigilProvider implements Provider {
     kind: VariantValue,
     context: EvaluationContext,
   ): ResolutionDetails<T> {
+    if (!this.client.ready) return openFeatureNotReady(defaultValue, ErrorCode.PROVIDER_NOT_READY);
     const detail = this.client.detail(flagKey, toVigilContext(context), kind) as EvaluationDetail;
     return openFeatureResolution(
       detail,

@@ -35,13 +35,20 @@ const metricsOptionsSchema = z.strictObject({
   sketchAlpha: z.number().gt(0).lt(1).default(0.01),
 });
 
+const serverUrlSchema = z
+  .string()
+  .regex(/^(https?|wss?):\/\/[^\s/]+/i, 'must be an http(s):// or ws(s):// URL')
+  .refine((u) => URL.canParse(u), 'must be a valid URL');
+
 /** `createClient`'s options, validated when the client is created. */
 export const clientOptionsSchema = z.strictObject({
   /** The flag server, e.g. `https://flags.internal:4242` (ws:// and wss:// are accepted too). */
-  url: z
-    .string()
-    .regex(/^(https?|wss?):\/\/[^\s/]+/i, 'must be an http(s):// or ws(s):// URL')
-    .refine((u) => URL.canParse(u), 'must be a valid URL'),
+  url: serverUrlSchema.optional(),
+  /**
+   * Several flag servers (replicas of one deployment), tried in order: after a failed connect the
+   * client moves to the next and resumes from its revision. With `url` too, `url` comes first.
+   */
+  urls: z.array(serverUrlSchema).min(1).optional(),
   /** A server SDK key (`sdk-server` scope). */
   sdkKey: z.string().min(1),
   /** The key's environment, stamped on cohort metrics; optional, the server takes it from the key. */
@@ -97,6 +104,9 @@ export function resolveOptions(input: ClientOptions): ResolvedOptions {
   const parsed = clientOptionsSchema.safeParse(input);
   if (parsed.success) {
     const options = parsed.data;
+    if (options.url === undefined && options.urls === undefined) {
+      throw invalid([{ field: 'url', message: 'url or urls is required' }]);
+    }
     if (options.reconnect.capMs < options.reconnect.baseMs) {
       throw invalid([{ field: 'reconnect.capMs', message: 'must be at least reconnect.baseMs' }]);
     }
@@ -131,4 +141,10 @@ export function endpoints(url: string): { http: string; stream: string } {
   const base = url.replace(/\/+$/, '');
   const http = base.replace(/^ws(s?):/i, 'http$1:');
   return { http, stream: `${http.replace(/^http(s?):/i, 'ws$1:')}/v1/stream` };
+}
+
+/** The base HTTP URLs of the servers options name: `url` first, then `urls`, each once. */
+export function serverUrls(options: Pick<ResolvedOptions, 'url' | 'urls'>): string[] {
+  const all = [...(options.url === undefined ? [] : [options.url]), ...(options.urls ?? [])];
+  return [...new Set(all.map((u) => endpoints(u).http))];
 }

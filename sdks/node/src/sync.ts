@@ -20,8 +20,8 @@ export type { StreamState, SyncStats } from '@vigil/core';
 export type SyncTarget = CoreSyncTarget<VigilSdkError>;
 
 export interface SyncOptions {
-  streamUrl: string;
-  httpUrl: string;
+  /** The servers' base HTTP URLs (replicas of one deployment), in the order they are tried. */
+  httpUrls: readonly string[];
   sdkKey: string;
   stream: boolean;
   pollIntervalMs: number;
@@ -43,7 +43,8 @@ const nodeClock: Clock = {
 };
 
 /**
- * The core's synchronizer wired to Node: a `ws` WebSocket to `/v1/stream` with the key in the
+ * The core's synchronizer wired to Node: a `ws` WebSocket to `/v1/stream` (of the server in use; the
+ * core moves to the next of `httpUrls` when one fails) with the key in the
  * `Authorization` header (a refused upgrade's HTTP status is seen, and starts polling at once), `fetch`
  * for `GET /v1/flags`, messages checked against `@vigil/proto`'s zod schemas, and the client's logger.
  */
@@ -54,6 +55,7 @@ export function createNodeSync(options: SyncOptions, target: SyncTarget): Synchr
   return createSynchronizer(
     {
       sdk: SDK_NAME,
+      servers: options.httpUrls,
       stream: options.stream,
       resumable: false,
       pollIntervalMs: options.pollIntervalMs,
@@ -68,15 +70,15 @@ export function createNodeSync(options: SyncOptions, target: SyncTarget): Synchr
       openFailure: 'poll',
     },
     {
-      connect: (events) =>
-        connectWs(events, options.streamUrl, {
+      connect: (events, server) =>
+        connectWs(events, streamUrl(server), {
           headers: authorization,
           handshakeTimeout: options.requestTimeoutMs,
         }),
-      async fetchFlags(etag) {
+      async fetchFlags(etag, server) {
         const headers: Record<string, string> = { ...authorization, accept: 'application/json' };
         if (etag !== undefined) headers['if-none-match'] = etag;
-        const response = await fetch(`${options.httpUrl}/v1/flags`, {
+        const response = await fetch(`${server}/v1/flags`, {
           headers,
           signal: AbortSignal.any([aborter.signal, AbortSignal.timeout(options.requestTimeoutMs)]),
         });
@@ -103,6 +105,8 @@ export function createNodeSync(options: SyncOptions, target: SyncTarget): Synchr
             { code: note.code, failures: note.failures },
             `vigil: stream attempt failed: ${note.why}`,
           );
+        else if (note.type === 'failover')
+          logger.info?.({ from: note.from, to: note.to }, `vigil: moving to ${note.to}`);
         else logger.info?.({ intervalMs: options.pollIntervalMs }, 'vigil: polling GET /v1/flags');
       },
     },
@@ -114,6 +118,11 @@ export function createNodeSync(options: SyncOptions, target: SyncTarget): Synchr
       },
     },
   );
+}
+
+/** A base HTTP URL's stream endpoint. */
+function streamUrl(httpUrl: string): string {
+  return `${httpUrl.replace(/^http(s?):/i, 'ws$1:')}/v1/stream`;
 }
 
 /** One `ws` connection as the synchronizer drives it. */

@@ -73,6 +73,27 @@ export class TestServer {
     await rm(this.dataDir, { recursive: true, force: true });
   }
 
+  /**
+   * A second server on the same store, listening on a port of its own: another replica of this one, as
+   * two flag-server processes on one Redis are (a write through either reaches streams on both).
+   */
+  async replica(): Promise<{ url: string; stop(): Promise<void> }> {
+    const config = parseConfig({ logLevel: 'silent', rateLimitMax: 0, ...this.config });
+    const app = await buildServer({ config, store: this.store, logger: createLogger('silent') });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const address = app.server.address();
+    if (typeof address !== 'object' || !address) throw new Error('not listening');
+    let stopped = false;
+    return {
+      url: `http://127.0.0.1:${address.port}`,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await app.close();
+      },
+    };
+  }
+
   /** Creates a token through the token service; returns its secret. */
   async token(scopes: TokenScope[], env?: string): Promise<string> {
     const { secret } = await this.app!.vigil.tokens.create(

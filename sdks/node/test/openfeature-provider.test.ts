@@ -296,9 +296,15 @@ describe('VigilProvider lifecycle and events', () => {
     );
     const client = await openFeature(provider);
     expect(client.providerStatus).toBe(ProviderStatus.ERROR);
+    // Not "no such flag": the flag exists, the provider has no flags yet (issue 11, point 9).
     expect(await client.getBooleanDetails('checkout', false)).toMatchObject({
       value: false,
-      errorCode: ErrorCode.FLAG_NOT_FOUND,
+      reason: 'ERROR',
+      errorCode: ErrorCode.PROVIDER_NOT_READY,
+    });
+    expect(await client.getStringDetails('anything', 'dflt')).toMatchObject({
+      value: 'dflt',
+      errorCode: ErrorCode.PROVIDER_NOT_READY,
     });
 
     const ready = nextEvent(client, ProviderEvents.Ready);

@@ -47,7 +47,8 @@ function spawnClients(count: number): Member[] {
       if (life.errors.length < MAX_ERRORS) life.errors.push(error);
     };
     const client = createClient({
-      url: settings.url,
+      ...(settings.url === undefined ? {} : { url: settings.url }),
+      ...(settings.urls === undefined ? {} : { urls: settings.urls }),
       sdkKey: settings.sdkKey,
       metrics: false,
       // Counted, not printed: a thousand clients losing a replica would flood the test's output.
@@ -101,6 +102,9 @@ function report(
     revision: stats.revision,
     connects: stats.connects,
     streamFailures: stats.streamFailures,
+    server: stats.server,
+    snapshots: stats.snapshots,
+    patches: stats.patches,
     ...member.life,
   };
   if (evaluate) {

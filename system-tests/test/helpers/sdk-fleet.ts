@@ -4,7 +4,9 @@ import { type NodeProcess, spawnTs } from './cluster.js';
 /** How the fleet's clients are made (passed to the worker in its environment). */
 export interface FleetSettings {
   /** Where every client connects (e.g. a load balancer). */
-  url: string;
+  url?: string;
+  /** Or several servers, tried in order (the SDK's `urls`). */
+  urls?: string[];
   sdkKey: string;
   readyTimeoutMs: number;
 }
@@ -20,6 +22,11 @@ export interface ClientReport {
   /** Stream connections attempted, the first one included. */
   connects: number;
   streamFailures: number;
+  /** The server the client uses now (its `stats().server`). */
+  server: string;
+  /** Full snapshots and patches received over the stream. */
+  snapshots: number;
+  patches: number;
   /** When the client lost its stream (its `stale` events). */
   lostAt: number[];
   /** When it streamed again after each loss. */
