@@ -4,6 +4,7 @@
 #   node dist/main.js                              guardian (Redis only)
 #   node dist/all-in-one.js                        flag server + guardian in one process (default;
 #                                                  the only way to run the guardian on the embedded store)
+# Every flag server serves the ops console at / from /app/console (VIGIL_CONSOLE_DIR).
 # The `demo` target holds `pnpm demo` (a checkout app on the Node SDK under traffic, driving a running Vigil).
 
 FROM node:20-bookworm-slim AS build
@@ -13,6 +14,7 @@ COPY . .
 RUN pnpm install --frozen-lockfile \
  && pnpm build \
  && pnpm --filter=@vigil/guardian deploy --prod --legacy /out \
+ && test -f console/dist/index.html && cp -R console/dist /out/console \
  && pnpm --filter=@vigil/demo deploy --prod --legacy /out-demo
 
 FROM node:20-bookworm-slim AS demo
@@ -27,7 +29,8 @@ FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     VIGIL_HOST=0.0.0.0 \
     VIGIL_PORT=4242 \
-    VIGIL_DATA_DIR=/data
+    VIGIL_DATA_DIR=/data \
+    VIGIL_CONSOLE_DIR=/app/console
 WORKDIR /app
 COPY --from=build --chown=node:node /out /app
 RUN mkdir -p /data && chown node:node /data

@@ -14,6 +14,7 @@ export default defineConfig({
       'demo/test/**/*.test.ts',
       'system-tests/test/**/*.test.ts',
       'bench/test/**/*.test.ts',
+      'console/test/**/*.test.ts',
     ],
     testTimeout: 20_000,
     hookTimeout: 30_000,

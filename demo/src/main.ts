@@ -159,6 +159,10 @@ async function main(): Promise<void> {
     progress.event(
       `Vigil at ${url}${own ? ' (started by the demo, webhook + Slack pointed at its receiver)' : ''}`,
     );
+    // The console shows the same run live: the rollout's steps and the kill appear there within a second.
+    progress.event(
+      `console: ${url.replace(/\/+$/, '')}/flags/${encodeURIComponent(opts.env)}  (sign in with ${own ? `the token ${own.adminToken}` : 'your VIGIL_TOKEN'})`,
+    );
     const result = await runScenario({
       api,
       sdkUrl: opts.sdkUrl ?? url,

@@ -1,9 +1,16 @@
-import rateLimit from '@fastify/rate-limit';
+import { fileURLToPath } from 'node:url';
+import cookie from '@fastify/cookie';
 import websocket from '@fastify/websocket';
 import { CLOSE_CODES } from '@vigil/proto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type LogLevel } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyRequest,
+  type LogLevel,
+} from 'fastify';
 import { setupAuth, Tokens } from './auth.js';
 import type { Config } from './config.js';
+import { Sessions, sessionPrincipal } from './console-auth.js';
 import { Environments } from './environments.js';
 import {
   handleClientError,
@@ -11,13 +18,16 @@ import {
   setupErrorHandling,
   toVigilError,
 } from './error-handler.js';
-import { VigilError } from './errors.js';
+import { LogBudget } from './log-budget.js';
 import { createLogger } from './logger.js';
 import { ServerMetrics } from './metrics.js';
 import { setupOpenApi } from './openapi.js';
+import { setupRateLimits } from './rate-limit.js';
 import { setupJsonBodies } from './request.js';
 import { auditRoutes } from './routes/audit.js';
+import { ConsolePages, consoleRoutes } from './routes/console.js';
 import { evaluateRoutes } from './routes/evaluate.js';
+import { eventRoutes } from './routes/events.js';
 import { flagRoutes } from './routes/flags.js';
 import { healthRoutes } from './routes/health.js';
 import { incidentRoutes } from './routes/incidents.js';
@@ -25,7 +35,8 @@ import { opsRoutes } from './routes/ops.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { sdkRoutes } from './routes/sdk.js';
 import { segmentRoutes } from './routes/segments.js';
-import { selectProtocol, streamRoutes } from './routes/stream.js';
+import { sessionRoutes } from './routes/session.js';
+import { selectProtocol, streamErrorHandler, streamRoutes } from './routes/stream.js';
 import { tokenRoutes } from './routes/tokens.js';
 import type { Store } from './store/store.js';
 import { StreamHub } from './stream-hub.js';
@@ -49,9 +60,6 @@ declare module 'fastify' {
   }
 }
 
-/** Only the admin API and metrics ingestion are rate limited; polling and streams are served from memory. */
-const isRateLimited = (url: string) => url.startsWith('/api/') || url.startsWith('/v1/metrics');
-
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 /** The level for hot or noisy routes (polling, probes): `warn`, or the server's level if quieter. */
@@ -61,6 +69,8 @@ function quietLevel(level: string): LogLevel {
 
 /** Largest message an SDK may send on a stream (hello, ping). */
 const MAX_CLIENT_MESSAGE = 64 * 1024;
+/** Lines a minute logged for stream frames refused (too large, not UTF-8); the rest are only counted. */
+const REFUSED_FRAME_LOG_LINES = 10;
 
 /**
  * Builds the flag server: admin REST under `/api/v1`, SDK endpoints under `/v1`, ops endpoints,
@@ -92,28 +102,22 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
   });
   app.decorate('vigil', { tokens, envs, hub, metrics, store });
 
-  setupErrorHandling(app);
+  // The console's page paths answer in place of the 404 (no catch-all route to shadow the router's errors).
+  const consolePages = new ConsolePages(
+    config.consoleDir ?? fileURLToPath(new URL('../../../console/dist', import.meta.url)),
+  );
+  setupErrorHandling(app, consolePages.fallback);
   setupJsonBodies(app);
   metrics.instrument(app);
   app.addHook('onError', async (_request, _reply, error) => {
-    if (toVigilError(error).code === 'VIGIL_STORE_UNAVAILABLE') metrics.storeErrors.inc({ op: 'request' });
+    const { code } = toVigilError(error);
+    if (code === 'VIGIL_STORE_UNAVAILABLE' || code === 'VIGIL_WRITE_OUTCOME_UNKNOWN')
+      metrics.storeErrors.inc({ op: 'request' });
   });
   await setupOpenApi(app);
-  if (config.rateLimitMax > 0) {
-    await app.register(rateLimit, {
-      global: true,
-      max: config.rateLimitMax,
-      timeWindow: config.rateLimitWindowMs,
-      allowList: (request) => !isRateLimited(request.url),
-      errorResponseBuilder: (_request, context) =>
-        new VigilError('VIGIL_RATE_LIMITED', `rate limit exceeded; retry in ${context.after}`, {
-          max: context.max,
-          retryAfterMs: context.ttl,
-        }),
-    });
-  }
   await app.register(websocket, {
     options: { maxPayload: MAX_CLIENT_MESSAGE, handleProtocols: selectProtocol },
+    errorHandler: streamErrorHandler(metrics, new LogBudget(REFUSED_FRAME_LOG_LINES, 60_000)),
     preClose: async () => {
       // Our preClose replaces the plugin's, which stopped routing upgrades: an SDK reconnecting during
       // shutdown would otherwise leave a half-open socket that keeps close() from ever resolving.
@@ -125,7 +129,27 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
       await new Promise<void>((resolve) => app.websocketServer.close(() => resolve()));
     },
   });
-  setupAuth(app, tokens);
+  // Replicas given the same VIGIL_ADMIN_TOKEN (as in docker-compose.yml) share sessions without more
+  // configuration; the key is derived from it one way, so a cookie never reveals it.
+  const sessionSecret =
+    config.sessionSecret ??
+    (config.adminToken === undefined ? undefined : `admin-token:${config.adminToken}`);
+  const sessions = new Sessions(tokens, {
+    ...(sessionSecret === undefined ? {} : { secret: sessionSecret }),
+    ttlMs: config.sessionTtlMs,
+    cacheMs: config.tokenCacheMs,
+  });
+  if (!sessions.shared && config.store === 'redis') {
+    app.log.warn(
+      'neither VIGIL_SESSION_SECRET nor VIGIL_ADMIN_TOKEN is set: console sessions are accepted by this replica only, until it restarts',
+    );
+  }
+  await app.register(cookie);
+  const cookieAuth = async (request: FastifyRequest) =>
+    (await sessionPrincipal(sessions, request))?.principal;
+  // Before the access check, whose hook must run after the limiter's (guessing tokens is limited too).
+  await setupRateLimits(app, config, tokens, cookieAuth);
+  setupAuth(app, tokens, cookieAuth);
 
   const quiet = quietLevel(app.log.level);
   await app.register(opsRoutes, { store, metrics, quietLogLevel: quiet });
@@ -136,7 +160,7 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
     quietLogLevel: quiet,
     metricsRateLimitMax: config.metricsRateLimitMax,
   });
-  await app.register(streamRoutes, { store, tokens, envs, hub });
+  await app.register(streamRoutes, { store, tokens, envs, hub, metrics });
   await app.register(
     async (api) => {
       await api.register(flagRoutes, { store, metrics });
@@ -146,13 +170,30 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
       await api.register(segmentRoutes, { store, metrics });
       await api.register(evaluateRoutes, { envs });
       await api.register(auditRoutes, { store });
-      await api.register(tokenRoutes, { tokens });
+      await api.register(tokenRoutes, { tokens, store });
     },
     { prefix: '/api/v1' },
   );
+  await app.register(
+    async (api) => {
+      await api.register(sessionRoutes, { sessions, tokens, envs, store });
+      await api.register(eventRoutes, {
+        envs,
+        tokens,
+        sessions,
+        store,
+        pingMs: config.heartbeatMs,
+        incidentPollMs: 500,
+        maxBuffered: config.streamMaxBuffer,
+      });
+    },
+    { prefix: '/api/v1' },
+  );
+  await app.register(consoleRoutes, { pages: consolePages, logLevel: quiet });
 
   app.addHook('onClose', async () => {
     hub.stop();
+    sessions.close();
     envs.close();
   });
 

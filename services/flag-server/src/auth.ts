@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { type TokenInfo, type TokenScope, tokenInfoSchema } from '@vigil/proto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isVigilError, VigilError } from './errors.js';
-import type { Store, StoredToken } from './store/store.js';
+import type { IdempotencyClaim, Store, StoredToken } from './store/store.js';
 
 /** Every token secret starts with this, so leaked secrets are easy to scan for. */
 export const SECRET_PREFIX = 'vgl_';
@@ -151,11 +151,12 @@ export class Tokens {
     return principal;
   }
 
-  /** Creates a token; the secret is returned here and never again. */
+  /** Creates a token; the secret is returned here and never again (a replay of its idempotency claim aside). */
   async create(
     input: CreateTokenInput,
     createdBy: string,
     secret = generateSecret(),
+    idempotency?: IdempotencyClaim,
   ): Promise<{ token: TokenInfo; secret: string }> {
     const stored: StoredToken = {
       id: `tok_${randomBytes(9).toString('base64url')}`,
@@ -166,7 +167,7 @@ export class Tokens {
       createdBy,
       secretHash: hashSecret(secret),
     };
-    await this.store.createToken(stored);
+    await this.store.createToken(stored, idempotency);
     return { token: toInfo(stored), secret };
   }
 
@@ -175,7 +176,7 @@ export class Tokens {
   }
 
   /** Deletes a token; refuses to delete the last admin token that is not bound to an environment. */
-  async delete(id: string): Promise<void> {
+  async delete(id: string, idempotency?: IdempotencyClaim): Promise<void> {
     const tokens = await this.store.listTokens();
     const token = tokens.find((t) => t.id === id);
     if (!token) throw new VigilError('VIGIL_NOT_FOUND', `no token ${id}`);
@@ -183,7 +184,8 @@ export class Tokens {
     if (isRoot(token) && tokens.filter(isRoot).length === 1) {
       throw new VigilError('VIGIL_IN_USE', 'cannot delete the last admin token', { field: 'id', id });
     }
-    if (!(await this.store.deleteToken(id))) throw new VigilError('VIGIL_NOT_FOUND', `no token ${id}`);
+    if (!(await this.store.deleteToken(id, idempotency)))
+      throw new VigilError('VIGIL_NOT_FOUND', `no token ${id}`);
     for (const [hash, entry] of this.cache) if (entry.principal.id === id) this.cache.delete(hash);
     for (const listener of this.revokeListeners) listener(id);
   }
@@ -265,18 +267,50 @@ export function authorize(principal: Principal, access: Access, env: string | un
   }
 }
 
+const authentications = new WeakMap<FastifyRequest, Promise<Principal | undefined>>();
+
+/**
+ * The principal of the token a request presents for its route (the SDK key on SDK routes, else the
+ * bearer token); undefined when it presents none or an unknown one. Looked up once per request: the
+ * rate limiter keys its budgets by it before the access check runs.
+ */
+export function authenticateRequest(request: FastifyRequest, tokens: Tokens): Promise<Principal | undefined> {
+  let pending = authentications.get(request);
+  if (pending === undefined) {
+    const secret = request.routeOptions.config.access === 'sdk' ? sdkKey(request) : bearerToken(request);
+    pending = secret === undefined ? Promise.resolve(undefined) : tokens.authenticate(secret);
+    authentications.set(request, pending);
+  }
+  return pending;
+}
+
+/**
+ * Authenticates a request by other means than a bearer token (the console's session cookie): the
+ * principal, undefined when the request carries none, or a throw (expired session, CSRF).
+ */
+export type CookieAuth = (request: FastifyRequest) => Promise<Principal | undefined>;
+
 /**
  * Verifies the caller of every route that declares `config.access`, before its body is read:
  * 401 for a missing or unknown token, 403 for a wrong scope or environment. The check is added to each
  * such route (after the rate limiter's hook, so guessing tokens is rate limited too).
  */
-export function setupAuth(app: FastifyInstance, tokens: Tokens): void {
+export function setupAuth(app: FastifyInstance, tokens: Tokens, cookieAuth?: CookieAuth): void {
   const verify = async (request: FastifyRequest): Promise<void> => {
     const access = request.routeOptions.config.access!;
     const secret = access === 'sdk' ? sdkKey(request) : bearerToken(request);
-    if (!secret) throw new VigilError('VIGIL_UNAUTHORIZED', 'missing token (Authorization: Bearer <token>)');
-    const principal = await tokens.authenticate(secret);
-    if (!principal) throw new VigilError('VIGIL_UNAUTHORIZED', 'unknown token');
+    // Without a bearer token, people's routes also accept the console's session cookie.
+    const principal = secret
+      ? await authenticateRequest(request, tokens)
+      : access === 'sdk'
+        ? undefined
+        : await cookieAuth?.(request);
+    if (!principal) {
+      throw new VigilError(
+        'VIGIL_UNAUTHORIZED',
+        secret ? 'unknown token' : 'missing token (Authorization: Bearer <token>)',
+      );
+    }
     const env = (request.params as Record<string, string> | undefined)?.env;
     authorize(principal, access, env);
     request.principal = principal;

@@ -43,13 +43,22 @@ export const configSchema = z.strictObject({
     .regex(/^[A-Za-z0-9._~+/=-]{16,256}$/, 'must be 16–256 characters of A-Za-z0-9._~+/=-')
     .optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** Requests per window per client IP on `/api/v1` and `POST /v1/metrics`; 0 turns both limits off. */
+  /**
+   * The admin API's budget (`/api/v1` but evaluation, kill and revive): requests per window per token,
+   * or per client IP without a valid one. 0 turns every rate limit off (see `rate-limit.ts`).
+   */
   rateLimitMax: int(0).default(600),
   /**
-   * `POST /v1/metrics` counts apart from the admin API, with its own budget per window and client IP:
-   * a Node SDK flushes every second, and many instances may share one egress IP.
+   * `POST /v1/metrics` counts apart from the admin API, with its own budget per window, SDK key and
+   * client IP: a Node SDK flushes every second, and many instances may share one egress IP.
    */
   metricsRateLimitMax: int(1).default(6000),
+  /** `POST /api/v1/envs/:env/evaluate`'s own budget per window and token, sized for services. */
+  evaluateRateLimitMax: int(1).default(60_000),
+  /** Polling (`GET /v1/flags`) and OFREP's own budget per window, SDK key and client IP. */
+  sdkRateLimitMax: int(1).default(60_000),
+  /** Kill and revive's own budget per window and token: no other traffic can spend it. */
+  killRateLimitMax: int(1).default(6000),
   rateLimitWindowMs: ms(1).default(60_000),
   /** Largest accepted request body, in bytes. */
   bodyLimit: int(1024, 64 * MIB).default(MIB),
@@ -63,6 +72,15 @@ export const configSchema = z.strictObject({
   tokenCacheMs: ms(0).default(5000),
   /** Trust X-Forwarded-* headers (behind a reverse proxy). */
   trustProxy: bool.default(false),
+  /** How long a console sign-in lasts (the session cookie's lifetime). */
+  sessionTtlMs: ms(1000).default(12 * 60 * 60 * 1000),
+  /**
+   * The secret console session cookies are signed with; give every replica the same one so each accepts
+   * the others' sessions. Random per process when absent (sessions then end when the process does).
+   */
+  sessionSecret: z.string().min(32, 'must be at least 32 characters').max(1024).optional(),
+  /** The built console (`console/dist`) served at `/`; by default the workspace's `console/dist`. */
+  consoleDir: z.string().min(1).optional(),
 });
 
 export type Config = z.output<typeof configSchema>;
@@ -79,6 +97,9 @@ export const ENV_VARS: Record<string, keyof Config> = {
   VIGIL_LOG_LEVEL: 'logLevel',
   VIGIL_RATE_LIMIT_MAX: 'rateLimitMax',
   VIGIL_METRICS_RATE_LIMIT_MAX: 'metricsRateLimitMax',
+  VIGIL_EVALUATE_RATE_LIMIT_MAX: 'evaluateRateLimitMax',
+  VIGIL_SDK_RATE_LIMIT_MAX: 'sdkRateLimitMax',
+  VIGIL_KILL_RATE_LIMIT_MAX: 'killRateLimitMax',
   VIGIL_RATE_LIMIT_WINDOW: 'rateLimitWindowMs',
   VIGIL_BODY_LIMIT: 'bodyLimit',
   VIGIL_HEARTBEAT: 'heartbeatMs',
@@ -86,6 +107,9 @@ export const ENV_VARS: Record<string, keyof Config> = {
   VIGIL_CHANGE_BUFFER: 'changeBuffer',
   VIGIL_TOKEN_CACHE: 'tokenCacheMs',
   VIGIL_TRUST_PROXY: 'trustProxy',
+  VIGIL_SESSION_TTL: 'sessionTtlMs',
+  VIGIL_SESSION_SECRET: 'sessionSecret',
+  VIGIL_CONSOLE_DIR: 'consoleDir',
 };
 
 /** Reads a YAML or JSON config file (JSON is YAML); the top level must be a mapping. */

@@ -57,7 +57,8 @@ export function errorBody(error: VigilError): ErrorBody {
 function handle(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const vigil = toVigilError(error);
   // An unreachable store is an outage to report, not a bug to trace.
-  if (vigil.code === 'VIGIL_STORE_UNAVAILABLE') request.log.warn({ code: vigil.code }, vigil.message);
+  if (vigil.code === 'VIGIL_STORE_UNAVAILABLE' || vigil.code === 'VIGIL_WRITE_OUTCOME_UNKNOWN')
+    request.log.warn({ code: vigil.code }, vigil.message);
   else if (vigil.statusCode >= 500) request.log.error({ err: error }, vigil.message);
   else request.log.debug({ code: vigil.code }, vigil.message);
   if (vigil.code === 'VIGIL_UNAUTHORIZED') reply.header('www-authenticate', 'Bearer realm="vigil"');
@@ -105,14 +106,22 @@ export function handleClientError(error: ConnectionError, socket: Socket): void 
   socket.destroy(error);
 }
 
+/** Answers a request no route matched instead of the 404 (the console's page paths), or returns undefined. */
+export type NotFoundFallback = (
+  request: FastifyRequest,
+  reply: FastifyReply,
+) => Promise<FastifyReply | undefined>;
+
 /** Installs the one place errors become `{ error: { code, message, details } }`; stacks never leave the process. */
-export function setupErrorHandling(app: FastifyInstance): void {
+export function setupErrorHandling(app: FastifyInstance, fallback?: NotFoundFallback): void {
   app.setErrorHandler(handle);
-  app.setNotFoundHandler((request, reply) =>
-    handle(
-      new VigilError('VIGIL_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
-      request,
-      reply,
-    ),
+  app.setNotFoundHandler(
+    async (request, reply) =>
+      (await fallback?.(request, reply)) ??
+      handle(
+        new VigilError('VIGIL_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
+        request,
+        reply,
+      ),
   );
 }

@@ -7,6 +7,8 @@ export const ERRORS = {
   VIGIL_INVALID_CONFIG: 400,
   VIGIL_UNAUTHORIZED: 401,
   VIGIL_FORBIDDEN: 403,
+  /** A console (session cookie) write without its CSRF token, or from another origin. */
+  VIGIL_CSRF: 403,
   VIGIL_NOT_FOUND: 404,
   VIGIL_ALREADY_EXISTS: 409,
   /** The target is still referenced (a prerequisite, a segment in a rule, the last admin token). */
@@ -23,7 +25,15 @@ export const ERRORS = {
   VIGIL_UNSUPPORTED_MEDIA_TYPE: 415,
   VIGIL_RATE_LIMITED: 429,
   VIGIL_INTERNAL: 500,
+  /** The store could not be reached and the write was not applied (it never reached the store). */
   VIGIL_STORE_UNAVAILABLE: 503,
+  /**
+   * The write reached the store but its reply did not come back (a timeout, a connection lost): it may
+   * or may not be applied. Retry it with the same `Idempotency-Key` to learn which.
+   */
+  VIGIL_WRITE_OUTCOME_UNKNOWN: 503,
+  /** An `Idempotency-Key` already used for another request (another route, target or body). */
+  VIGIL_IDEMPOTENCY_KEY_REUSED: 422,
   /** The server's own configuration (env vars, config file) is invalid; stops start-up, never sent over HTTP. */
   VIGIL_SERVER_CONFIG: 500,
   /** The embedded store's data directory is held by another running process; stops start-up, never sent over HTTP. */

@@ -54,10 +54,26 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  readonly framesRefused = new Counter({
+    name: 'vigil_stream_frames_refused_total',
+    help:
+      'Client frames refused on SDK streams, each closing its stream, by reason: too_large (over the ' +
+      'message limit), invalid_utf8, protocol (another framing violation), invalid_message (not a valid message)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly storeErrors = new Counter({
     name: 'vigil_store_errors_total',
     help: 'Failed store operations, by operation',
     labelNames: ['op'] as const,
+    registers: [this.registry],
+  });
+
+  readonly refusedPatterns = new Counter({
+    name: 'vigil_stored_patterns_refused_total',
+    help: 'Stored matches patterns the RE2 engine refuses (written before it was the engine; their clause never matches), found when an environment loads, by environment',
+    labelNames: ['env'] as const,
     registers: [this.registry],
   });
 

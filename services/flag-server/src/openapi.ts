@@ -21,6 +21,8 @@ declare module 'fastify' {
   interface FastifySchema {
     /** For routes that check the token themselves (no `config.access`): the access level they demand. */
     'x-vigil-access'?: Access;
+    /** For such routes whose environment is not a path parameter: tokens bound to one may call them for it. */
+    'x-vigil-bound-tokens'?: 'own-env';
   }
 }
 
@@ -39,17 +41,40 @@ const COMPONENTS = {
   FlagHealth: flagHealthSchema,
 } as const;
 
-export type Component = keyof typeof COMPONENTS;
+/**
+ * Components derived from others: request bodies of `PUT .../{key}`, where the key comes from the path
+ * and may be left out of the body (`[component, from, the fields no longer required]`).
+ */
+const DERIVED = [
+  ['FlagReplacement', 'Flag', ['key']],
+  ['SegmentReplacement', 'Segment', ['key']],
+] as const;
+
+export type Component = keyof typeof COMPONENTS | (typeof DERIVED)[number][0];
 
 /** A reference to a component schema. */
 export const ref = (name: Component) => ({ $ref: `${name}#` });
 
 /** A small zod schema (no shared parts) as an inline JSON Schema for route documentation. */
 export function doc(schema: z.ZodType): Record<string, unknown> {
-  return z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any' }) as Record<
-    string,
-    unknown
-  >;
+  return nullableEnums(
+    z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any' }),
+  ) as Record<string, unknown>;
+}
+
+/**
+ * Lists `null` in the `enum` of every `nullable` schema. OpenAPI 3.0.3: `nullable: true` adds null to
+ * the `type` only, "other constraints retain their defined behavior" — so an enum without null still
+ * refuses it, and zod's output (`{ type, enum, nullable }` for `z.enum().nullable()`) must name it.
+ */
+function nullableEnums<T>(schema: T): T {
+  if (Array.isArray(schema)) return schema.map(nullableEnums) as T;
+  if (schema === null || typeof schema !== 'object') return schema;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(schema)) out[key] = key === 'enum' ? value : nullableEnums(value);
+  if (out.nullable === true && Array.isArray(out.enum) && !out.enum.includes(null))
+    out.enum = [...out.enum, null];
+  return out as T;
 }
 
 /** The route groups, in the order the reference lists them. */
@@ -92,6 +117,11 @@ const TAGS = [
       'What SDKs call, with an SDK key bound to one environment. The stream protocol: [wire-protocol.md](wire-protocol.md).',
   },
   { name: 'operations', description: 'Probes and metrics for load balancers and Prometheus; no token.' },
+  {
+    name: 'console',
+    description:
+      'The ops console at `/` ([console.md](console.md)): sign-in to a session cookie, environments, a live event feed.',
+  },
 ];
 
 /** What each error code the REST API sends means (`VIGIL_SERVER_CONFIG` and `VIGIL_DATA_DIR_LOCKED` only stop start-up). */
@@ -102,6 +132,8 @@ export const ERROR_MEANINGS = {
   VIGIL_UNAUTHORIZED: 'No token, or an unknown one.',
   VIGIL_FORBIDDEN:
     "The token holds no scope the route accepts, or is bound to an environment other than the route's.",
+  VIGIL_CSRF:
+    'A write authenticated by a console session cookie without its `X-Vigil-CSRF` token, or from another origin (`Origin`, `Sec-Fetch-Site`).',
   VIGIL_NOT_FOUND: 'No such flag, segment, schedule, incident, token or route.',
   VIGIL_ALREADY_EXISTS: 'A flag with this key exists.',
   VIGIL_IN_USE:
@@ -119,7 +151,12 @@ export const ERROR_MEANINGS = {
     'A body of a content type the server does not parse; send `application/json`.',
   VIGIL_RATE_LIMITED: 'Over the rate limit; `details.retryAfterMs` says when to try again.',
   VIGIL_INTERNAL: 'A bug: the message is generic, the cause is in the server log.',
-  VIGIL_STORE_UNAVAILABLE: 'The store (Redis) cannot be reached; try again later.',
+  VIGIL_STORE_UNAVAILABLE:
+    'The store (Redis) cannot be reached; a write answered this was not applied. Try again later.',
+  VIGIL_WRITE_OUTCOME_UNKNOWN:
+    'A write reached the store but its reply did not come back: it may or may not be applied. Retry it with the same `Idempotency-Key` to learn which.',
+  VIGIL_IDEMPOTENCY_KEY_REUSED:
+    'The `Idempotency-Key` was already used for a different request (another route, target, body or `If-Match`); use a new key.',
 } as const satisfies Record<Exclude<ErrorCode, 'VIGIL_SERVER_CONFIG' | 'VIGIL_DATA_DIR_LOCKED'>, string>;
 
 type RestErrorCode = keyof typeof ERROR_MEANINGS;
@@ -177,6 +214,14 @@ const REQUEST_HEADERS = {
     maxLength: 2048,
     description: 'Why the write is made; recorded in the audit log',
   },
+  'idempotency-key': {
+    type: 'string',
+    minLength: 1,
+    maxLength: 255,
+    description:
+      'Makes a retry safe (1 to 255 visible ASCII characters, e.g. a UUID): a repeat within 24 h answers ' +
+      'the first response without writing again; the same key with another request is refused with 422',
+  },
 } as const;
 
 /** A route's request headers, for documentation (Fastify does not validate them: see below). */
@@ -219,6 +264,9 @@ function transform({
     ...own,
     security: own.security ?? security,
     ...(access === undefined ? {} : accessExtensions(access, url)),
+    ...(own['x-vigil-bound-tokens'] === undefined
+      ? {}
+      : { 'x-vigil-bound-tokens': own['x-vigil-bound-tokens'] }),
   };
   return { schema: extended as FastifySchema, url };
 }
@@ -241,6 +289,12 @@ Tokens are \`vgl_…\` secrets created with \`POST /api/v1/tokens\`; the secret 
 store keeps its SHA-256. The SDK endpoints also take the key as \`?key=<key>\` (browsers). A missing or
 unknown token is answered 401 \`VIGIL_UNAUTHORIZED\` with \`WWW-Authenticate: Bearer realm="vigil"\`; a
 token that holds none of the scopes an operation accepts, 403 \`VIGIL_FORBIDDEN\`.
+
+The console signs in with \`POST /api/v1/session\`, which exchanges a token for the \`vigil_session\`
+cookie (HttpOnly, SameSite=Strict, Secure over TLS). Every \`/api/v1\` operation accepts that cookie in
+place of \`Authorization\`, with the token's scopes. A request made with the cookie that is not a GET or
+HEAD must carry \`X-Vigil-CSRF: <csrfToken>\` (from the session) and, when the browser sends \`Origin\` or
+\`Sec-Fetch-Site\`, come from the same origin: else 403 \`VIGIL_CSRF\`. Bearer requests need neither.
 
 Each operation has an access level; these scopes grant it:
 
@@ -283,14 +337,33 @@ Configuration writes accept \`X-Vigil-Reason: <why>\` (at most 2048 characters),
 write in the audit log. Kill and revive take their reason in the body; the schedule actions take an
 optional \`reason\` in the body, which wins over the header.
 
+## Idempotency and write outcomes
+
+Every write takes an \`Idempotency-Key: <1–255 visible ASCII characters>\` header (a UUID). The key is
+recorded with the write in the same atomic step, per token, for 24 h: a repeat with the same request
+(method, route, path parameters, \`If-Match\`, \`X-Vigil-Reason\`, body) writes nothing and answers the
+first response; a repeat with another request answers 422 \`VIGIL_IDEMPOTENCY_KEY_REUSED\`; a request
+racing one with the same key answers the first one's response. Only successful writes are recorded.
+A write answered 503 \`VIGIL_STORE_UNAVAILABLE\` was not applied; one answered 503
+\`VIGIL_WRITE_OUTCOME_UNKNOWN\` reached the store and may have been: retry it with the same key.
+
 ## Rate limits
 
-\`/api/v1/*\` is limited per client IP (\`rateLimitMax\` requests per \`rateLimitWindowMs\`: 600 a
-minute by default). \`POST /v1/metrics\` counts apart, with a budget of its own
-(\`metricsRateLimitMax\`, 6000 a minute by default): Node SDKs send their summaries every second,
-and many instances may share one egress IP. \`rateLimitMax: 0\` turns both limits off. Past a limit, requests answer 429
-\`VIGIL_RATE_LIMITED\` with \`details: { max, retryAfterMs }\` and a \`retry-after\` header. Polling
-(\`GET /v1/flags\`), streams and the operations endpoints are not limited.`;
+Each kind of traffic has a budget of its own per \`rateLimitWindowMs\` (a minute), so none can spend
+another's, and none can delay a kill:
+
+| budget | routes | per | default |
+| --- | --- | --- | --- |
+| kill | \`POST …/flags/{key}/kill\` and \`…/revive\`, together | token | 6000 (\`killRateLimitMax\`) |
+| evaluate | \`POST /api/v1/envs/{env}/evaluate\` | token | 60000 (\`evaluateRateLimitMax\`) |
+| sdk | \`GET /v1/flags\`, OFREP (\`/ofrep/…\`) | SDK key and client IP | 60000 (\`sdkRateLimitMax\`) |
+| metrics | \`POST /v1/metrics\` | SDK key and client IP | 6000 (\`metricsRateLimitMax\`) |
+| admin | the rest of \`/api/v1\` | token | 600 (\`rateLimitMax\`) |
+
+A request without a valid token counts per client IP in its route's budget (so guessing tokens is
+limited) and spends no token's budget. \`rateLimitMax: 0\` turns every limit off. Past a budget,
+requests answer 429 \`VIGIL_RATE_LIMITED\` with \`details: { budget, max, retryAfterMs }\` and a
+\`retry-after\` header. Streams and the operations endpoints are not limited.`;
 }
 
 /**
@@ -324,7 +397,17 @@ export async function setupOpenApi(app: FastifyInstance): Promise<void> {
       buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`).replace(/#$/, ''),
     },
   });
-  for (const [id, schema] of Object.entries(schemas)) app.addSchema({ ...schema, $id: id });
+  for (const [id, from, optional] of DERIVED) {
+    const { required = [], ...base } = schemas[from] as (typeof schemas)[string] & { required?: string[] };
+    const left = required.filter((f) => !(optional as readonly string[]).includes(f));
+    // OpenAPI 3.0: `required`, when present, lists at least one property.
+    schemas[id] = {
+      ...base,
+      description: `A ${from} as the body of a PUT to its URL: \`key\` may be left out (the path names it).`,
+      ...(left.length > 0 ? { required: left } : {}),
+    };
+  }
+  for (const [id, schema] of Object.entries(schemas)) app.addSchema({ ...nullableEnums(schema), $id: id });
   app.setValidatorCompiler(() => () => true);
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

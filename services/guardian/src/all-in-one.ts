@@ -25,7 +25,8 @@ async function main(): Promise<void> {
   server.onStop(() => guardian.stop());
   process.stdout.write(
     `Guardian running in this process: it watches guarded flags' cohorts and kills regressions.\n` +
-      `Try it: REST under ${server.url}/api/v1, OpenAPI at ${server.url}/openapi.json, metrics at ${server.url}/metrics\n\n`,
+      `Try it: REST under ${server.url}/api/v1, OpenAPI at ${server.url}/openapi.json, metrics at ${server.url}/metrics\n` +
+      `console: ${server.url}/  (sign in with an admin, ops or read token)\n\n`,
   );
 }
 
