@@ -136,7 +136,7 @@ describe('the console before it is built', () => {
     try {
       const url = (await bare.listen()).replace(/^ws:/, 'http:');
       const response = await fetch(`${url}/`, { headers: { accept: 'text/html' } });
-      expect(response.status).toBe(503);
+      expect(response.status).toBe(404);
       const text = await response.text();
       expect(text).toContain('pnpm --filter @vigil/console build');
       expect(text).not.toContain('<script');

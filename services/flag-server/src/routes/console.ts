@@ -126,7 +126,8 @@ export class ConsolePages {
     try {
       html = await readFile(this.index);
     } catch {
-      return reply.code(503).type('text/html; charset=utf-8').send(NOT_BUILT);
+      // 404, not 5xx: the server itself is healthy; only the page is missing (the body says how to build it).
+      return reply.code(404).type('text/html; charset=utf-8').send(NOT_BUILT);
     }
     return reply.type('text/html; charset=utf-8').send(html);
   }
