@@ -19,7 +19,7 @@ export function parseRequest<P extends Parts>(request: FastifyRequest, parts: P)
   for (const part of ['params', 'query', 'body'] as const) {
     const schema = parts[part];
     if (!schema) continue;
-    const result = schema.safeParse(part === 'body' ? (sources.body ?? undefined) : (sources[part] ?? {}));
+    const result = schema.safeParse(part === 'body' ? sources.body : (sources[part] ?? {}));
     if (result.success) out[part] = result.data;
     else issues.push(...zodIssues(result.error, prefixes[part]));
   }

@@ -238,6 +238,18 @@ describe('guardian routes of the flag server', () => {
       400,
     );
 
+    // A JSON body that is not an object is refused, not read as "no note" (null was taken for none).
+    for (const body of ['null', '[]', '"done"']) {
+      const refused = await server.app.inject({
+        method: 'POST',
+        url: '/api/v1/incidents/inc_1/ack',
+        headers: { ...bearer(ops), 'content-type': 'application/json' },
+        payload: body,
+      });
+      expect(refused.statusCode, `${body}: ${refused.body}`).toBe(400);
+    }
+    expect((await server.store.getIncident('inc_1'))?.status).toBe('open');
+
     // Resolving an open incident skips the ack and ends the episode.
     const resolved = await call('POST', '/api/v1/incidents/inc_1/resolve', ops, {});
     expect(resolved.statusCode).toBe(200);
