@@ -336,6 +336,30 @@ describe.skipIf(!hasChromium)('the console in Chromium against a real flag serve
     await watcher.page.getByTestId('evidence').waitFor();
     // Cohorts fill in while the rollout runs; the page keeps its own per-second series.
     await watcher.page.getByTestId('cohorts').waitFor({ timeout: 30_000 });
+    // The evidence: p50/p95/p99 per cohort, each sequential test's statistic against its boundary
+    // (a table and a chart per test), and the thresholds the guardian applied, with their numbers.
+    await watcher.page.getByTestId('tests').waitFor({ timeout: 30_000 });
+    const tests = watcher.page.getByTestId('tests');
+    expect(await tests.locator('[data-test="error_rate_vs_control"]').count()).toBe(1);
+    expect(await tests.locator('[data-test="latency_vs_control"]').count()).toBe(1);
+    expect(await tests.getByTestId('statistic').first().textContent()).toMatch(/^−?\d+\.\d{2} [<≥]$/);
+    await watcher.page.getByTestId('chart-test-error_rate_vs_control').locator('canvas').waitFor();
+    await watcher.page.getByTestId('chart-latency').locator('canvas').waitFor();
+    const legend = await watcher.page.getByTestId('chart-latency').locator('.u-legend').textContent();
+    for (const label of ['on p50', 'on p95', 'on p99', 'off p50 (control)', 'off p99 (control)'])
+      expect(legend).toContain(label);
+    const cohorts = watcher.page.getByTestId('cohorts');
+    expect(await cohorts.locator('thead').textContent()).toMatch(/p50.*p95.*p99/);
+    await expect
+      .poll(() => cohorts.locator('[data-cohort="on"] td').nth(4).textContent(), { timeout: 10_000 })
+      .toMatch(/^\d+ ms$/);
+    const thresholds = await watcher.page.getByTestId('thresholds').textContent();
+    expect(thresholds).toContain('error rate ≤ 1.00%');
+    expect(thresholds).toContain('success rate ≥ 99.00%');
+    expect(thresholds).toContain('p99 ≤ 2000 ms');
+    expect(thresholds).toMatch(/min samples \d+/);
+    expect(thresholds).toMatch(/α 0\.\d+ per comparison/);
+    expect(thresholds).not.toContain('default');
 
     const row = page.locator('[data-testid="incident-row"]');
     await row.first().waitFor({ timeout: 60_000 });
@@ -350,7 +374,38 @@ describe.skipIf(!hasChromium)('the console in Chromium against a real flag serve
     await watcher.page
       .locator('[data-testid="flag-states"]', { hasText: 'killed' })
       .waitFor({ timeout: 5000 });
+    // The kill moved the flag to a new version, whose verdict has no treatment yet: the open incident
+    // keeps the statistic that crossed its boundary, and the page shows it.
+    const detection = watcher.page.getByTestId('detection-tests');
+    await detection.waitFor({ timeout: 10_000 });
+    const fired = detection.locator('[data-test="error_rate_vs_control"] td');
+    expect(await fired.nth(1).textContent()).toMatch(/^\d+\.\d{2} ≥$/);
+    expect(Number.parseFloat((await fired.nth(1).textContent())!)).toBeGreaterThanOrEqual(
+      Number.parseFloat((await fired.nth(2).textContent())!),
+    );
+    expect(await watcher.page.getByTestId('detection-cohorts').locator('thead').textContent()).toMatch(
+      /p50.*p95.*p99/,
+    );
+    // The banner's "killed N s ago" keeps counting while the page stays open.
+    const { body: killedFlag } = await rig.api<{ killedAt: string }>(
+      'GET',
+      `/envs/${DEMO}/flags/checkout-v2`,
+    );
+    await until('3 s since the kill', () => Date.now() - Date.parse(killedFlag.killedAt) >= 3000);
+    await expect
+      .poll(
+        async () =>
+          Number(
+            /Killed (\d+) s ago/.exec(
+              (await watcher.page.getByTestId('killed-banner').textContent()) ?? '',
+            )?.[1],
+          ),
+        { timeout: 3000 },
+      )
+      .toBeGreaterThanOrEqual(2);
     await screenshot(watcher.page, 'evidence');
+    await watcher.page.getByTestId('chart-test-error_rate_vs_control').scrollIntoViewIfNeeded();
+    await screenshot(watcher.page, 'evidence-tests', { keepScroll: true });
     await expectAccessible(watcher.page, 'evidence');
     expect(watcher.problems).toEqual([]);
 

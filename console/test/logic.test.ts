@@ -1,11 +1,11 @@
-import type { FlagHealth, Schedule } from '@vigil/proto';
+import type { FlagHealth, Schedule, SequentialTest } from '@vigil/proto';
 import { describe, expect, it } from 'vitest';
 import { allows, consoleScope } from '../src/lib/api.js';
 import { issuesAt, unclaimed } from '../src/lib/issues.js';
 import { parseMarkdown } from '../src/lib/markdown.js';
 import { matchRoute, pathOf, type Route } from '../src/lib/router.js';
 import { formatSteps, parseSteps, scheduleProgress } from '../src/lib/schedule.js';
-import { appendSample, emptySeries } from '../src/lib/series.js';
+import { appendSample, emptySeries, lineOf } from '../src/lib/series.js';
 
 describe('scopes', () => {
   it('admin includes ops includes read; the highest reported scope wins', () => {
@@ -122,37 +122,56 @@ describe('evidence series', () => {
     requests,
     errors: Math.round(requests * errorRate),
     errorRate,
+    p50LatencyMs: p99 === null ? null : p99 / 4,
+    p95LatencyMs: p99 === null ? null : p99 / 2,
     p99LatencyMs: p99,
   });
-  const health = (version: number, on: number, off: number): FlagHealth =>
-    ({
-      env: 'production',
-      flag: 'f',
-      version,
-      status: 'healthy',
-      gate: 'pass',
-      healthy: true,
-      killed: false,
-      reason: '',
-      severity: null,
-      controlVariant: 'off',
-      triggers: [],
-      cohorts: [figures('on', on, 0.01, 120), figures('off', off, 0, 100)],
-      variants: [
-        {
-          variant: 'on',
-          status: 'healthy',
-          triggers: [],
-          reason: '',
-          treatment: figures('on', on, 0.01, 120),
-          control: figures('off', off, 0, 100),
-          window: { treatment: figures('on', on, 0.02, 130), control: figures('off', off, 0.001, 90) },
-        },
-      ],
-      verdictVersion: version,
-      schedule: null,
-      updatedAt: null,
-    }) as FlagHealth;
+  const test = (
+    trigger: SequentialTest['trigger'],
+    logEValue: number,
+    logBoundary: number,
+  ): SequentialTest => ({
+    trigger,
+    status: logEValue >= logBoundary ? 'fail' : 'pass',
+    logEValue,
+    logBoundary,
+    crossed: logEValue >= logBoundary,
+    consecutive: logEValue >= logBoundary ? 1 : 0,
+    required: 1,
+    observed: 0.02,
+    control: 0.001,
+    threshold: 1,
+  });
+  const health = (version: number, on: number, off: number, e = -1): FlagHealth => ({
+    env: 'production',
+    flag: 'f',
+    version,
+    status: 'healthy',
+    gate: 'pass',
+    healthy: true,
+    killed: false,
+    reason: '',
+    severity: null,
+    controlVariant: 'off',
+    triggers: [],
+    cohorts: [figures('on', on, 0.01, 120), figures('off', off, 0, 100)],
+    variants: [
+      {
+        variant: 'on',
+        status: 'healthy',
+        triggers: [],
+        reason: '',
+        treatment: figures('on', on, 0.01, 120),
+        control: figures('off', off, 0, 100),
+        window: { treatment: figures('on', on, 0.02, 130), control: figures('off', off, 0.001, 90) },
+        tests: [test('error_rate_vs_control', e, 5.8), test('latency_vs_control', -2, 5.8)],
+      },
+    ],
+    thresholds: null,
+    verdictVersion: version,
+    schedule: null,
+    updatedAt: null,
+  });
 
   it('keeps one sample per poll per cohort, control last, and marks a new version without dropping the history', () => {
     let s = emptySeries(3);
@@ -160,15 +179,33 @@ describe('evidence series', () => {
     s = appendSample(s, health(3, 20, 9), 1_001_000);
     expect(s.t).toEqual([1000, 1001]);
     expect(s.variants).toEqual(['on', 'off']);
-    expect(s.values.requests.on).toEqual([10, 20]);
-    expect(s.values.requests.off).toEqual([5, 9]);
-    expect(s.values.errorRate.on).toEqual([0.02, 0.02]);
-    expect(s.values.p99.off).toEqual([90, 90]);
+    expect(lineOf(s, 'requests', 'on')).toEqual([10, 20]);
+    expect(lineOf(s, 'requests', 'off')).toEqual([5, 9]);
+    expect(lineOf(s, 'errorRate', 'on')).toEqual([0.02, 0.02]);
+    expect(lineOf(s, 'p99', 'off')).toEqual([90, 90]);
     const next = appendSample(s, health(4, 1, 1), 1_002_000);
     expect(next.version).toBe(4);
     expect(next.t).toEqual([1000, 1001, 1002]);
-    expect(next.values.requests.on).toEqual([10, 20, 1]);
+    expect(lineOf(next, 'requests', 'on')).toEqual([10, 20, 1]);
     expect(next.versions).toEqual([{ t: 1002, version: 4 }]);
+  });
+
+  it("keeps the window's p50, p95 and p99 per cohort, and each test's statistic against its boundary", () => {
+    let s = emptySeries(3);
+    s = appendSample(s, health(3, 10, 5, -1), 1_000_000);
+    s = appendSample(s, health(3, 20, 9, 7.5), 1_001_000);
+    expect(lineOf(s, 'p50', 'on')).toEqual([32.5, 32.5]);
+    expect(lineOf(s, 'p95', 'off')).toEqual([45, 45]);
+    expect(s.triggers).toEqual(['error_rate_vs_control', 'latency_vs_control']);
+    expect(lineOf(s, 'test:error_rate_vs_control', 'on')).toEqual([-1, 7.5]);
+    expect(lineOf(s, 'boundary:error_rate_vs_control', 'on')).toEqual([5.8, 5.8]);
+    // The control has no tests of its own.
+    expect(lineOf(s, 'test:error_rate_vs_control', 'off')).toEqual([]);
+    // A version without tests yet (after a kill) pads the test lines with nulls, keeping the history.
+    const killed = { ...health(4, 0, 30), variants: [] };
+    s = appendSample(s, killed, 1_002_000);
+    expect(lineOf(s, 'test:error_rate_vs_control', 'on')).toEqual([-1, 7.5, null]);
+    expect(lineOf(s, 'requests', 'off')).toEqual([5, 9, 30]);
   });
 });
 

@@ -1,5 +1,8 @@
-import type { FlagInput } from '@vigil/proto';
+import type { Flag, FlagInput } from '@vigil/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LatencySketch } from '../../sdks/core/src/index.js';
+import { CohortAnalyzer } from '../../services/guardian/src/analysis/index.js';
+import { storedVerdict } from '../../services/guardian/src/incidents/build.js';
 import {
   boolFlag,
   type ConsoleRig,
@@ -360,6 +363,91 @@ describe.skipIf(!hasChromium)('the console pages: list, tokens, themes, errors, 
     await page.getByTestId('confirm-delete-flag').click();
     await page.waitForURL(`${rig.url}/flags/${ENV}`);
     expect((await rig.api('GET', `/envs/${ENV}/flags/needs-pricing`)).status).toBe(404);
+    expect(problems).toEqual([]);
+  });
+
+  it("shows the guardian's evidence: each test's statistic against its boundary, p50/p95/p99, the thresholds applied (dark)", async () => {
+    // A verdict the guardian's own analysis makes of 30 s of traffic with a 10% error rate in `on`.
+    await rig.putFlag(
+      ENV,
+      boolFlag('evidence-flag', {
+        guard: { enabled: true, severity: 'sev3', maxErrorRate: 0.02, minSamples: 300 },
+        fallthrough: {
+          rollout: {
+            weights: [
+              { variant: 'on', weight: 20_000 },
+              { variant: 'off', weight: 80_000 },
+            ],
+          },
+        },
+      }),
+    );
+    const { body: flag } = await rig.api<Flag>('GET', `/envs/${ENV}/flags/evidence-flag`);
+    const analyzer = new CohortAnalyzer();
+    const t0 = Date.now() - 30_000;
+    const sketch = (count: number, medianMs: number) => {
+      const s = new LatencySketch(0.01);
+      for (let i = 0; i < count; i++) s.add(medianMs * Math.exp(2 * ((i + 0.5) / count) - 1));
+      return s.toJSON();
+    };
+    let verdict: ReturnType<CohortAnalyzer['evaluate']> | undefined;
+    for (let s = 0; s < 30; s++) {
+      for (const [variant, requests, errors, median] of [
+        ['on', 200, 20, 140],
+        ['off', 800, 4, 80],
+      ] as const) {
+        analyzer.ingest({
+          env: ENV,
+          flag: flag.key,
+          variant,
+          version: flag.version,
+          windowStart: new Date(t0 + s * 1000).toISOString(),
+          windowEnd: new Date(t0 + (s + 1) * 1000).toISOString(),
+          requests,
+          errors,
+          latency: sketch(requests, median),
+        });
+      }
+      verdict = analyzer.evaluate(ENV, flag, t0 + (s + 1) * 1000);
+    }
+    expect(verdict!.status).toBe('regression');
+    await rig.server.store.putVerdict(storedVerdict(verdict!, 'console-test'), 120_000);
+
+    const { page, problems } = await rig.open({ dark: true });
+    await signIn(page, rig.url, rig.server.admin, `/flags/${ENV}/evidence-flag/evidence`);
+    const tests = page.getByTestId('tests');
+    await tests.waitFor();
+    const cmp = tests.locator('[data-test="error_rate_vs_control"]');
+    expect(await cmp.getAttribute('data-crossed')).toBe('true');
+    expect(await cmp.textContent()).toContain('fail');
+    const stat = verdict!.variants[0]!.checks.find((c) => c.trigger === 'error_rate_vs_control')!;
+    expect(await cmp.getByTestId('statistic').textContent()).toBe(`${stat.logEvidence.toFixed(2)} ≥`);
+    expect(await cmp.locator('td').nth(3).textContent()).toBe(stat.logBoundary.toFixed(2));
+    expect(await tests.locator('[data-test="p99_latency"]').getAttribute('data-crossed')).toBe('false');
+    const thresholds = await page.getByTestId('thresholds').textContent();
+    for (const text of ['error rate ≤ 2.00%', 'success rate ≥ 99.00%', 'p99 ≤ 2000 ms', 'min samples 300'])
+      expect(thresholds).toContain(text);
+    const on = page.getByTestId('cohorts').locator('[data-cohort="on"] td');
+    const treatment = verdict!.variants[0]!.treatment;
+    expect(await on.nth(4).textContent()).toBe(`${Math.round(treatment.p50LatencyMs!)} ms`);
+    expect(await on.nth(5).textContent()).toBe(`${Math.round(treatment.p95LatencyMs!)} ms`);
+    expect(await on.nth(6).textContent()).toBe(`${Math.round(treatment.p99LatencyMs!)} ms`);
+    for (const trigger of [
+      'error_rate',
+      'success_rate',
+      'p99_latency',
+      'error_rate_vs_control',
+      'latency_vs_control',
+    ])
+      await page.getByTestId(`chart-test-${trigger}`).locator('canvas').waitFor();
+    await page.getByTestId('chart-latency').locator('canvas').waitFor();
+    expect(
+      await page
+        .getByTestId('chart-test-error_rate_vs_control')
+        .locator('[role="img"]')
+        .getAttribute('aria-label'),
+    ).toMatch(/on log e-value \d+\.\d{2}, boundary \d+\.\d{2}$/);
+    await expectAccessible(page, 'evidence with tests (dark)');
     expect(problems).toEqual([]);
   });
 });

@@ -19,6 +19,71 @@ export const TRIGGERS = [
 export const triggerSchema = z.enum(TRIGGERS);
 export type Trigger = z.infer<typeof triggerSchema>;
 
+/**
+ * How a sequential test stands at one evaluation: `pass` (under its boundary, or not yet over it for
+ * the evaluations in a row an absolute trigger needs), `fail` (it fired), `insufficient_data` (a
+ * cohort lacks the minimum samples, so it cannot fire), `shared_breach` (over the boundary, but the
+ * control cohort breaches the same absolute threshold, so it is not blamed on the flag).
+ */
+export const TEST_STATUSES = ['pass', 'fail', 'insufficient_data', 'shared_breach'] as const;
+
+/**
+ * One of the sequential tests the guardian ran on a treatment variant in the current epoch: an
+ * always-valid test (a mixture of likelihood ratios, docs/guardian-method.md) whose e-value is over
+ * its boundary `1 / level` with probability at most `level` under the null, however often it is read.
+ * Both are given as natural logs; `crossed` is `logEValue ≥ logBoundary`.
+ */
+export const sequentialTestSchema = z.strictObject({
+  trigger: triggerSchema,
+  status: z.enum(TEST_STATUSES),
+  /** ln of the test's e-value (its mixture likelihood ratio), capped to ±1e9 (a zero threshold's proof is +1e9). */
+  logEValue: z.number(),
+  /** ln(1 / level): the level is the test's alpha split over the treatment variants and the epochs. */
+  logBoundary: z.number(),
+  crossed: z.boolean(),
+  /** Evaluations in a row the test has been over its boundary, and how many it needs to fire. */
+  consecutive: z.int().min(0),
+  required: z.int().min(1),
+  /**
+   * The treatment's figure the test is about over the epoch's data: an error rate, a success rate or a
+   * p99 in ms; null without data.
+   */
+  observed: z.number().nullable(),
+  /** For comparisons against control, control's same figure; null otherwise or without data. */
+  control: z.number().nullable(),
+  /**
+   * Absolute triggers: the threshold applied (max error rate, min success rate, max p99 ms).
+   * Comparisons: the ratio treatment/control must exceed (1 + margin).
+   */
+  threshold: z.number(),
+});
+export type SequentialTest = z.infer<typeof sequentialTestSchema>;
+
+/**
+ * The policy the guardian actually applied to a flag version: the flag's `guard` resolved over the
+ * service's defaults, with the statistical levels of its tests.
+ */
+export const appliedThresholdsSchema = z.strictObject({
+  /** Absolute thresholds on the treatment cohort. */
+  maxErrorRate: z.number().min(0).max(1),
+  minSuccessRate: z.number().min(0).max(1),
+  maxP99LatencyMs: z.number().positive(),
+  /** Requests a cohort needs since the version started before a test on it can fire. */
+  minSamples: z.int().min(1),
+  /** Evaluations in a row an absolute threshold's test must be over its boundary to fire. */
+  consecutiveFailures: z.int().min(1),
+  compareToControl: z.boolean(),
+  /** Level of each comparison against control, per version and treatment variant (before the epoch split). */
+  alpha: z.number().gt(0).lt(1),
+  /** Level of each absolute-threshold test, likewise. */
+  thresholdAlpha: z.number().gt(0).lt(1),
+  /** The error comparison fires on treatment's rate above control's × (1 + errorMargin). */
+  errorMargin: z.number().min(0),
+  /** The latency comparison fires on treatment's tail beyond control's p99 × (1 + latencyMargin). */
+  latencyMargin: z.number().min(0),
+});
+export type AppliedThresholds = z.infer<typeof appliedThresholdsSchema>;
+
 /** The verdict on one treatment variant against the control cohort, with its figures. */
 export const variantVerdictSchema = z.strictObject({
   variant: keySchema,
@@ -31,6 +96,11 @@ export const variantVerdictSchema = z.strictObject({
   control: cohortFiguresSchema.nullable(),
   /** The guardian's sliding window (the last minute by default). */
   window: z.strictObject({ treatment: cohortFiguresSchema, control: cohortFiguresSchema.nullable() }),
+  /**
+   * The sequential tests run on this variant in the current epoch, one per trigger the policy enables
+   * (empty when the guard is disabled, and in verdicts stored before the guardian reported them).
+   */
+  tests: z.array(sequentialTestSchema).default([]),
 });
 export type VariantVerdictFigures = z.infer<typeof variantVerdictSchema>;
 
@@ -55,6 +125,8 @@ export const verdictSchema = z.strictObject({
   triggers: z.array(triggerSchema),
   reason: z.string(),
   variants: z.array(variantVerdictSchema),
+  /** The policy applied (null in verdicts stored before the guardian reported it). */
+  thresholds: appliedThresholdsSchema.nullable().default(null),
   evaluatedAt: z.iso.datetime(),
   /** The guardian instance that decided. */
   guardian: z.string().max(256),
@@ -87,6 +159,8 @@ export const flagHealthSchema = z.strictObject({
   /** Totals since the version started: each treatment cohort, then the control. */
   cohorts: z.array(cohortFiguresSchema),
   variants: z.array(variantVerdictSchema),
+  /** The policy the guardian applied to this version; null without a verdict on it. */
+  thresholds: appliedThresholdsSchema.nullable().default(null),
   /** The version the latest stored verdict is about (null without one). */
   verdictVersion: z.int().min(0).nullable(),
   schedule: z

@@ -4,12 +4,18 @@ import { environmentSchema, keySchema } from './keys.js';
 
 export const INCIDENT_STATUSES = ['open', 'acknowledged', 'resolved'] as const;
 
-/** What the guardian measured for one cohort when it decided. */
+/**
+ * What the guardian measured for one cohort when it decided. Latency quantiles are read from the
+ * cohort's latency sketch (≤ 2% relative error); null without latency values. `p50LatencyMs` and
+ * `p95LatencyMs` are absent from figures stored before the guardian reported them.
+ */
 export const cohortFiguresSchema = z.strictObject({
   variant: keySchema,
   requests: z.int().min(0),
   errors: z.int().min(0),
   errorRate: z.number().min(0).max(1),
+  p50LatencyMs: z.number().min(0).nullable().optional(),
+  p95LatencyMs: z.number().min(0).nullable().optional(),
   p99LatencyMs: z.number().min(0).nullable(),
 });
 export type CohortFigures = z.infer<typeof cohortFiguresSchema>;

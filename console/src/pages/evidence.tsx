@@ -1,11 +1,20 @@
 import 'uplot/dist/uPlot.min.css';
-import type { CohortFigures, Flag, FlagHealth } from '@vigil/proto';
+import type {
+  AppliedThresholds,
+  CohortFigures,
+  Flag,
+  FlagHealth,
+  Incident,
+  SequentialTest,
+  Trigger,
+} from '@vigil/proto';
 import { useEffect, useRef, useState } from 'react';
 import uPlot from 'uplot';
-import { Badge, ErrorBanner, Loading } from '../components/ui.js';
-import { ago, pct } from '../lib/format.js';
-import { appendSample, type CohortSeries, emptySeries, type SeriesKey } from '../lib/series.js';
-import { useHealth } from '../queries.js';
+import { Badge, ErrorBanner, Link, Loading } from '../components/ui.js';
+import { ago, pct, when } from '../lib/format.js';
+import { pathOf } from '../lib/router.js';
+import { appendSample, type CohortSeries, emptySeries, lineOf, type SeriesKey } from '../lib/series.js';
+import { useHealth, useIncidents } from '../queries.js';
 
 const VERDICT_TONE: Record<string, string> = {
   healthy: 'ok',
@@ -13,16 +22,44 @@ const VERDICT_TONE: Record<string, string> = {
   insufficient_data: 'muted',
 };
 
+const TEST_TONE: Record<SequentialTest['status'], string> = {
+  pass: 'ok',
+  fail: 'danger',
+  insufficient_data: 'muted',
+  shared_breach: 'warn',
+};
+
+/** What each sequential test asks, in words. */
+const TEST_TITLE: Record<Trigger, string> = {
+  error_rate: 'Error rate above its threshold',
+  success_rate: 'Success rate below its minimum',
+  p99_latency: 'p99 latency above its maximum',
+  error_rate_vs_control: 'Error rate above control’s',
+  latency_vs_control: 'p99 latency above control’s',
+};
+
+/** ln e-values at the cap mean proof (a zero threshold crossed). */
+const LOG_CAP = 1e9;
+
+const ms = (v: number) => `${Math.round(v)} ms`;
+const msOrDash = (v: number | null | undefined) => (v === null || v === undefined ? '—' : ms(v));
+const ln = (v: number) => (v >= LOG_CAP ? '∞' : v <= -LOG_CAP ? '−∞' : v.toFixed(2).replace('-', '−'));
+
 /**
- * The guardian's evidence on the flag's current version. The health endpoint answers totals and the
- * guardian's sliding window at the moment it is asked, not a history, so the page keeps its own series
- * by polling it every second since it opened (and starts over when the version changes).
+ * The guardian's evidence on the flag's current version. The health endpoint answers totals, the
+ * guardian's sliding window and its tests at the moment it is asked, not a history, so the page keeps
+ * its own series by polling it every second since it opened (and marks where the version changed).
  */
 export function EvidencePage({ env, flag }: { env: string; flag: Flag }) {
   const health = useHealth(env, flag.key, true);
   const [series, setSeries] = useState<CohortSeries>(() => emptySeries(flag.version));
+  // The latest answer with tests: after a kill the new version has none yet, and this is why it died.
+  const [tested, setTested] = useState<FlagHealth | undefined>(undefined);
   useEffect(() => {
-    if (health.data) setSeries((s) => appendSample(s, health.data, Date.now()));
+    const h = health.data;
+    if (!h) return;
+    setSeries((s) => appendSample(s, h, Date.now()));
+    if (h.variants.some((v) => (v.tests ?? []).length > 0)) setTested(h);
   }, [health.data]);
 
   if (health.isPending) return <Loading />;
@@ -31,44 +68,62 @@ export function EvidencePage({ env, flag }: { env: string; flag: Flag }) {
     <div className="evidence" data-testid="evidence">
       <ErrorBanner error={health.error} />
       {h && <Verdict health={h} flag={flag} />}
+      {/* After a kill, why it died comes first: the new version has no evidence yet. */}
+      <Detection env={env} flag={flag.key} />
       {h && <CohortTable health={h} />}
+      {h && <TestsTable health={h} tested={tested} />}
       <div className="charts">
-        <Chart
+        <CohortChart
           title="Requests (since the version started)"
+          testId="chart-requests"
           series={series}
-          metric="requests"
+          metrics={['requests']}
           format={(v) => String(Math.round(v))}
         />
-        <Chart
+        <CohortChart
           title="Error rate (guardian window)"
+          testId="chart-errorRate"
           series={series}
-          metric="errorRate"
+          metrics={['errorRate']}
           format={(v) => pct(v)}
         />
-        <Chart
-          title="p99 latency, ms (guardian window)"
+        <CohortChart
+          title="Latency p50 / p95 / p99, ms (guardian window)"
+          testId="chart-latency"
           series={series}
-          metric="p99"
-          format={(v) => `${Math.round(v)} ms`}
+          metrics={['p50', 'p95', 'p99']}
+          format={ms}
         />
       </div>
+      {series.triggers.length > 0 && (
+        <>
+          <h2 className="section-title">Sequential tests over time</h2>
+          <p className="hint">
+            Each test’s statistic is the natural log of its e-value; it fires when the line reaches the dashed
+            boundary, log(1/level). Absolute thresholds need that for the evaluations in a row the policy
+            asks; comparisons fire at once. Tests restart with each version and epoch. Lines are drawn within
+            −2× and 10× the boundary; the table above gives the values.
+          </p>
+          <div className="charts">
+            {series.triggers.map((trigger) => (
+              <StatisticChart key={trigger} series={series} trigger={trigger} />
+            ))}
+          </div>
+        </>
+      )}
       <p className="hint">
         Series kept by this page from the guardian's verdict, polled every second since it opened (
         {series.t.length} samples). Totals start over with each flag version
         {series.versions.length > 0
           ? ` (version changes seen: ${series.versions.map((v) => `v${v.version} at ${new Date(v.t * 1000).toISOString().slice(11, 19)}`).join(', ')})`
           : ''}
-        . The verdict carries p99 only; p50 and p95 are not reported by the server.
+        .
       </p>
     </div>
   );
 }
 
-function Verdict({ health, flag }: { health: FlagHealth & Record<string, unknown>; flag: Flag }) {
-  const g = flag.guard;
-  const extra = (k: string) => (health[k] !== undefined ? health[k] : undefined);
-  const statistic = extra('statistic');
-  const boundary = extra('boundary');
+function Verdict({ health, flag }: { health: FlagHealth; flag: Flag }) {
   return (
     <section className="card" aria-labelledby="verdict-title">
       <h2 id="verdict-title">
@@ -98,22 +153,9 @@ function Verdict({ health, flag }: { health: FlagHealth & Record<string, unknown
         <dd>{health.severity ?? '—'}</dd>
         <dt>Evaluated</dt>
         <dd>{ago(health.updatedAt ?? undefined)}</dd>
-        {statistic !== undefined && (
-          <>
-            <dt>Sequential test statistic</dt>
-            <dd className="mono" data-testid="statistic">
-              {JSON.stringify(statistic)}
-              {boundary !== undefined ? ` (boundary ${JSON.stringify(boundary)})` : ''}
-            </dd>
-          </>
-        )}
         <dt>Thresholds</dt>
         <dd data-testid="thresholds">
-          error rate ≤ {g?.maxErrorRate !== undefined ? pct(g.maxErrorRate) : 'default'} · p99 ≤{' '}
-          {g?.maxP99LatencyMs !== undefined ? `${g.maxP99LatencyMs} ms` : 'default'} · success ≥{' '}
-          {g?.minSuccessRate !== undefined ? pct(g.minSuccessRate) : 'default'} · min samples{' '}
-          {g?.minSamples ?? 'default'}
-          {g?.compareToControl === false ? ' · no comparison to control' : ' · compared to control'}
+          {health.thresholds ? <ThresholdList thresholds={health.thresholds} /> : <GuardOnly flag={flag} />}
         </dd>
       </dl>
       {health.variants.length > 0 && (
@@ -123,7 +165,6 @@ function Verdict({ health, flag }: { health: FlagHealth & Record<string, unknown
               <span className="mono">{v.variant}</span> vs{' '}
               <span className="mono">{health.controlVariant}</span>:{' '}
               <Badge tone={VERDICT_TONE[v.status] ?? 'muted'}>{v.status.replace('_', ' ')}</Badge> {v.reason}
-              {sequentialOf(v)}
             </li>
           ))}
         </ul>
@@ -132,13 +173,57 @@ function Verdict({ health, flag }: { health: FlagHealth & Record<string, unknown
   );
 }
 
-/** The sequential test's statistic and boundary when the guardian reports them per variant. */
-function sequentialOf(v: object): string {
-  const r = v as Record<string, unknown>;
-  const s = r.statistic ?? (r.test as Record<string, unknown> | undefined)?.statistic;
-  const b = r.boundary ?? (r.test as Record<string, unknown> | undefined)?.boundary;
-  if (s === undefined) return '';
-  return ` — statistic ${typeof s === 'number' ? s.toFixed(3) : JSON.stringify(s)}${b !== undefined ? ` against boundary ${typeof b === 'number' ? b.toFixed(3) : JSON.stringify(b)}` : ''}`;
+/** The policy the guardian applied, with its numbers. */
+function ThresholdList({ thresholds: t }: { thresholds: AppliedThresholds }) {
+  return (
+    <ul className="thresholds">
+      <li>
+        error rate ≤ <strong>{pct(t.maxErrorRate)}</strong>
+      </li>
+      <li>
+        success rate ≥ <strong>{pct(t.minSuccessRate)}</strong>
+      </li>
+      <li>
+        p99 ≤ <strong>{ms(t.maxP99LatencyMs)}</strong>
+      </li>
+      <li>
+        min samples <strong>{t.minSamples}</strong>
+      </li>
+      <li>
+        <strong>{t.consecutiveFailures}</strong> evaluation{t.consecutiveFailures === 1 ? '' : 's'} in a row
+        over an absolute threshold
+      </li>
+      {t.compareToControl ? (
+        <li>
+          vs control: error rate &gt; control × <strong>{(1 + t.errorMargin).toFixed(2)}</strong>, p99 &gt;
+          control’s × <strong>{(1 + t.latencyMargin).toFixed(2)}</strong>
+        </li>
+      ) : (
+        <li>no comparison to control</li>
+      )}
+      <li>
+        α <strong>{t.alpha}</strong> per comparison, <strong>{t.thresholdAlpha}</strong> per threshold
+      </li>
+    </ul>
+  );
+}
+
+/** Without a verdict on this version the guardian's defaults are unknown here: the flag's own guard only. */
+function GuardOnly({ flag }: { flag: Flag }) {
+  const g = flag.guard;
+  const own = [
+    g?.maxErrorRate !== undefined && `error rate ≤ ${pct(g.maxErrorRate)}`,
+    g?.minSuccessRate !== undefined && `success rate ≥ ${pct(g.minSuccessRate)}`,
+    g?.maxP99LatencyMs !== undefined && `p99 ≤ ${ms(g.maxP99LatencyMs)}`,
+    g?.minSamples !== undefined && `min samples ${g.minSamples}`,
+    g?.compareToControl === false && 'no comparison to control',
+  ].filter((x): x is string => typeof x === 'string');
+  return (
+    <span className="muted">
+      No verdict on this version yet: the guardian reports the thresholds it applies with its first verdict.
+      {own.length > 0 ? ` The flag’s guard sets ${own.join(' · ')}.` : ''}
+    </span>
+  );
 }
 
 function CohortTable({ health }: { health: FlagHealth }) {
@@ -165,7 +250,9 @@ function CohortTable({ health }: { health: FlagHealth }) {
   if (rows.length === 0) return <p className="muted">No traffic measured on this version yet.</p>;
   return (
     <table className="table" data-testid="cohorts">
-      <caption>Cohorts on version {health.version}</caption>
+      <caption>
+        Cohorts on version {health.version} (since it started; window: the guardian’s last minute)
+      </caption>
       <thead>
         <tr>
           <th scope="col">Variant</th>
@@ -173,6 +260,8 @@ function CohortTable({ health }: { health: FlagHealth }) {
           <th scope="col">Requests</th>
           <th scope="col">Errors</th>
           <th scope="col">Error rate</th>
+          <th scope="col">p50</th>
+          <th scope="col">p95</th>
           <th scope="col">p99</th>
           <th scope="col">Window error rate</th>
           <th scope="col">Window p99</th>
@@ -180,7 +269,7 @@ function CohortTable({ health }: { health: FlagHealth }) {
       </thead>
       <tbody>
         {rows.map((r) => (
-          <tr key={r.variant}>
+          <tr key={r.variant} data-cohort={r.variant}>
             <th scope="row" className="mono">
               {r.variant}
             </th>
@@ -188,9 +277,11 @@ function CohortTable({ health }: { health: FlagHealth }) {
             <td>{r.total.requests}</td>
             <td>{r.total.errors}</td>
             <td>{pct(r.total.errorRate)}</td>
-            <td>{r.total.p99LatencyMs === null ? '—' : `${Math.round(r.total.p99LatencyMs)} ms`}</td>
+            <td>{msOrDash(r.total.p50LatencyMs)}</td>
+            <td>{msOrDash(r.total.p95LatencyMs)}</td>
+            <td>{msOrDash(r.total.p99LatencyMs)}</td>
             <td>{r.window ? pct(r.window.errorRate) : '—'}</td>
-            <td>{r.window?.p99LatencyMs != null ? `${Math.round(r.window.p99LatencyMs)} ms` : '—'}</td>
+            <td>{msOrDash(r.window?.p99LatencyMs)}</td>
           </tr>
         ))}
       </tbody>
@@ -198,47 +289,360 @@ function CohortTable({ health }: { health: FlagHealth }) {
   );
 }
 
-const PALETTE = ['#d1495b', '#2e86de', '#e09f3e', '#8e44ad', '#16a085', '#7f8c8d'];
+/** The figure a test is about, against its threshold or control. */
+function testFigures(t: Pick<SequentialTest, 'trigger' | 'observed' | 'control' | 'threshold'>): string {
+  const rate = (v: number | null) => (v === null ? '—' : pct(v));
+  switch (t.trigger) {
+    case 'error_rate':
+      return `${rate(t.observed)} (limit ${pct(t.threshold)})`;
+    case 'success_rate':
+      return `${rate(t.observed)} (minimum ${pct(t.threshold)})`;
+    case 'p99_latency':
+      return `${msOrDash(t.observed)} (limit ${ms(t.threshold)})`;
+    case 'error_rate_vs_control':
+      return `${rate(t.observed)} vs ${rate(t.control)} (fires above × ${t.threshold.toFixed(2)})`;
+    case 'latency_vs_control':
+      return `${msOrDash(t.observed)} vs ${msOrDash(t.control)} (fires above × ${t.threshold.toFixed(2)})`;
+  }
+}
 
-function Chart({
+/** Each treatment variant's sequential tests: statistic, boundary, and where they stand. */
+function TestsTable({ health, tested }: { health: FlagHealth; tested: FlagHealth | undefined }) {
+  const current = health.variants.some((v) => (v.tests ?? []).length > 0);
+  const shown = current ? health : tested;
+  if (!shown) return null;
+  const rows = shown.variants.flatMap((v) => (v.tests ?? []).map((t) => ({ variant: v.variant, t })));
+  return (
+    <table className="table" data-testid="tests">
+      <caption>
+        Sequential tests on version {shown.version}
+        {current
+          ? ''
+          : ` — the latest verdict with tests this page saw (${ago(shown.updatedAt ?? undefined)}); version ${health.version} has none yet`}
+      </caption>
+      <thead>
+        <tr>
+          <th scope="col">Variant</th>
+          <th scope="col">Test</th>
+          <th scope="col">Status</th>
+          <th scope="col">log e-value</th>
+          <th scope="col">log boundary</th>
+          <th scope="col">In a row</th>
+          <th scope="col">Figures (this epoch)</th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map(({ variant, t }) => (
+          <tr key={`${variant}:${t.trigger}`} data-test={t.trigger} data-crossed={String(t.crossed)}>
+            <th scope="row" className="mono">
+              {variant}
+            </th>
+            <td>{TEST_TITLE[t.trigger]}</td>
+            <td>
+              <Badge tone={TEST_TONE[t.status]}>{t.status.replace('_', ' ')}</Badge>
+            </td>
+            <td className="mono" data-testid="statistic">
+              {ln(t.logEValue)} {t.crossed ? '≥' : '<'}
+            </td>
+            <td className="mono">{ln(t.logBoundary)}</td>
+            <td>
+              {t.consecutive} (needs {t.required})
+            </td>
+            <td>{testFigures(t)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+/** A failing check as the incident's detection entry keeps it (its `data` is free-form: read with care). */
+interface DetectedCheck {
+  variant: string;
+  trigger: Trigger;
+  observed: number | null;
+  control: number | null;
+  threshold: number;
+  logEValue: number | undefined;
+  logBoundary: number | undefined;
+}
+
+const num = (x: unknown): number | null => (typeof x === 'number' && Number.isFinite(x) ? x : null);
+
+function detectedChecks(incident: Incident): DetectedCheck[] {
+  const raw = incident.timeline.find((e) => e.kind === 'detection')?.data?.checks;
+  if (!Array.isArray(raw)) return [];
+  const out: DetectedCheck[] = [];
+  for (const c of raw as Record<string, unknown>[]) {
+    // The page's own list of triggers: importing proto's at run time would bring zod into the bundle.
+    const trigger = (Object.keys(TEST_TITLE) as Trigger[]).find((t) => t === c?.trigger);
+    const threshold = num(c?.threshold);
+    if (trigger === undefined || threshold === null || typeof c.variant !== 'string') continue;
+    out.push({
+      variant: c.variant,
+      trigger,
+      observed: num(c.observed),
+      control: num(c.control),
+      threshold,
+      logEValue: num(c.logEValue) ?? undefined,
+      logBoundary: num(c.logBoundary) ?? undefined,
+    });
+  }
+  return out;
+}
+
+/**
+ * What the guardian saw when it opened the flag's open incident. A kill changes the flag's version,
+ * so the verdict that crossed is replaced within a tick; the incident keeps it.
+ */
+function Detection({ env, flag }: { env: string; flag: string }) {
+  const incidents = useIncidents();
+  const incident = (incidents.data ?? [])
+    .filter((i) => i.env === env && i.flag === flag && i.status !== 'resolved')
+    .sort((a, b) => b.detectedAt.localeCompare(a.detectedAt))[0];
+  if (!incident) return null;
+  const checks = detectedChecks(incident);
+  return (
+    <section className="card detection" aria-labelledby="detection-title" data-testid="detection">
+      <h2 id="detection-title">
+        At detection <Badge tone="danger">{incident.severity}</Badge>{' '}
+        {incident.killed && <Badge tone="danger">killed</Badge>}
+      </h2>
+      <p>
+        <Link href={pathOf({ name: 'incident', id: incident.id })}>{incident.title}</Link> — version{' '}
+        {incident.flagVersion}, detected {when(incident.detectedAt)} ({ago(incident.detectedAt)}),{' '}
+        {incident.status}.
+      </p>
+      {checks.length > 0 && (
+        <table className="table" data-testid="detection-tests">
+          <caption>The tests that fired</caption>
+          <thead>
+            <tr>
+              <th scope="col">Variant</th>
+              <th scope="col">Test</th>
+              <th scope="col">log e-value</th>
+              <th scope="col">log boundary</th>
+              <th scope="col">Figures</th>
+            </tr>
+          </thead>
+          <tbody>
+            {checks.map((c) => (
+              <tr key={`${c.variant}:${c.trigger}`} data-test={c.trigger}>
+                <th scope="row" className="mono">
+                  {c.variant}
+                </th>
+                <td>{TEST_TITLE[c.trigger]}</td>
+                <td className="mono">{c.logEValue === undefined ? '—' : `${ln(c.logEValue)} ≥`}</td>
+                <td className="mono">{c.logBoundary === undefined ? '—' : ln(c.logBoundary)}</td>
+                <td>{testFigures(c)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {incident.cohorts.length > 0 && (
+        <table className="table" data-testid="detection-cohorts">
+          <caption>Cohorts at detection (since version {incident.flagVersion} started)</caption>
+          <thead>
+            <tr>
+              <th scope="col">Variant</th>
+              <th scope="col">Requests</th>
+              <th scope="col">Errors</th>
+              <th scope="col">Error rate</th>
+              <th scope="col">p50</th>
+              <th scope="col">p95</th>
+              <th scope="col">p99</th>
+            </tr>
+          </thead>
+          <tbody>
+            {incident.cohorts.map((c) => (
+              <tr key={c.variant}>
+                <th scope="row" className="mono">
+                  {c.variant}
+                  {c.variant === incident.controlVariant ? ' (control)' : ''}
+                </th>
+                <td>{c.requests}</td>
+                <td>{c.errors}</td>
+                <td>{pct(c.errorRate)}</td>
+                <td>{msOrDash(c.p50LatencyMs)}</td>
+                <td>{msOrDash(c.p95LatencyMs)}</td>
+                <td>{msOrDash(c.p99LatencyMs)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+const PALETTE = ['#2e86de', '#d1495b', '#e09f3e', '#8e44ad', '#16a085', '#7f8c8d'];
+
+/** A line of a chart: its label, colour and dash, and where its values are. */
+interface Line {
+  label: string;
+  key: SeriesKey;
+  variant: string;
+  stroke: string;
+  width?: number;
+  dash?: number[];
+  /** Draw values within these bounds (the legend and the table keep the true ones). */
+  clamp?: [number, number];
+}
+
+const QUANTILE_DASH: Record<string, number[] | undefined> = { p50: [2, 3], p95: [7, 3], p99: undefined };
+
+function isDark(): boolean {
+  return document.documentElement.dataset.theme === 'dark';
+}
+
+/** Per-cohort lines of `metrics` (one per cohort and metric): treatments coloured, control grey. */
+function CohortChart({
   title,
+  testId,
   series,
-  metric,
+  metrics,
   format,
 }: {
   title: string;
+  testId: string;
   series: CohortSeries;
-  metric: SeriesKey;
+  metrics: SeriesKey[];
   format: (v: number) => string;
+}) {
+  const lines = (dark: boolean): Line[] =>
+    series.variants.flatMap((v, i) =>
+      metrics.map((key) => {
+        const control = v === series.control;
+        const quantile = metrics.length > 1 ? ` ${key}` : '';
+        const dash = metrics.length > 1 ? QUANTILE_DASH[key] : control ? [6, 4] : undefined;
+        return {
+          label: `${v}${quantile}${control ? ' (control)' : ''}`,
+          key,
+          variant: v,
+          stroke: control ? (dark ? '#8b949e' : '#6b7280') : PALETTE[i % PALETTE.length]!,
+          width: key === 'p50' ? 1.5 : 2,
+          ...(dash ? { dash } : {}),
+        };
+      }),
+    );
+  return <Chart title={title} testId={testId} series={series} lines={lines} format={format} />;
+}
+
+/** One test's ln e-value per treatment variant, against its boundary (dashed). */
+function StatisticChart({ series, trigger }: { series: CohortSeries; trigger: Trigger }) {
+  const key: SeriesKey = `test:${trigger}`;
+  const boundaryKey: SeriesKey = `boundary:${trigger}`;
+  const treatments = series.variants.filter((v) => series.values[key]?.[v] !== undefined);
+  // A statistic sinks without bound while a test is far from firing, and soars once it has: draw it
+  // within −2× and 10× the boundary, so the boundary stays in view and a crossing stays on the chart.
+  const boundary = treatments[0] === undefined ? [] : lineOf(series, boundaryKey, treatments[0]);
+  const b = Math.max(1, [...boundary].reverse().find((x): x is number => x !== null) ?? 1);
+  const clamp: [number, number] = [-2 * b, 10 * b];
+  const range = (_u: uPlot, min: number, max: number): uPlot.Range.MinMax => [
+    Math.min(min, -0.5 * b),
+    Math.max(max, 1.2 * b),
+  ];
+  const lines = (dark: boolean): Line[] => [
+    ...treatments.map((v) => ({
+      label: `${v} log e-value`,
+      key,
+      variant: v,
+      stroke: PALETTE[series.variants.indexOf(v) % PALETTE.length]!,
+      width: 2,
+      clamp,
+    })),
+    // Every treatment's test of a trigger has the same boundary: one line.
+    ...(treatments[0] !== undefined
+      ? [
+          {
+            label: 'boundary',
+            key: boundaryKey,
+            variant: treatments[0],
+            stroke: dark ? '#e6edf3' : '#1f2328',
+            width: 1.5,
+            dash: [8, 4],
+          },
+        ]
+      : []),
+  ];
+  return (
+    <Chart
+      title={`${TEST_TITLE[trigger]}: statistic vs boundary`}
+      testId={`chart-test-${trigger}`}
+      series={series}
+      lines={lines}
+      format={ln}
+      range={range}
+    />
+  );
+}
+
+function Chart({
+  title,
+  testId,
+  series,
+  lines,
+  format,
+  range,
+}: {
+  title: string;
+  testId: string;
+  series: CohortSeries;
+  lines: (dark: boolean) => Line[];
+  format: (v: number) => string;
+  range?: uPlot.Range.Function;
 }) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
-  const variants = series.variants.join('|');
-  // One plot per set of cohorts; data updates reuse it.
-  // biome-ignore lint/correctness/useExhaustiveDependencies: rebuilt only when the cohorts change
+  const shape = lines(false);
+  const identity = shape.map((l) => `${l.key}/${l.variant}/${l.label}`).join('|');
+  const rangeRef = useRef(range);
+  rangeRef.current = range;
+  // One plot per set of lines; data updates reuse it.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: rebuilt only when the lines change
   useEffect(() => {
     const el = box.current;
     if (!el) return;
-    const dark = document.documentElement.dataset.theme === 'dark';
+    const dark = isDark();
     const axis = { stroke: dark ? '#c9d1d9' : '#374151', grid: { stroke: dark ? '#30363d' : '#e5e7eb' } };
     const opts: uPlot.Options = {
       width: Math.max(280, el.clientWidth),
       height: 200,
       series: [
         {},
-        ...series.variants.map((v, i) => ({
-          label: v === series.control ? `${v} (control)` : v,
-          stroke: v === series.control ? (dark ? '#8b949e' : '#6b7280') : PALETTE[i % PALETTE.length]!,
-          width: 2,
-          ...(v === series.control ? { dash: [6, 4] } : {}),
+        ...lines(dark).map((l) => ({
+          label: l.label,
+          stroke: l.stroke,
+          width: l.width ?? 2,
+          ...(l.dash ? { dash: l.dash } : {}),
           value: (_u: uPlot, x: number | null) => (x === null ? '—' : format(x)),
         })),
       ],
-      axes: [{ ...axis }, { ...axis, values: (_u, ticks) => ticks.map((t) => format(t)), size: 70 }],
-      scales: { x: { time: true } },
+      axes: [
+        // Clock times only: uPlot's two-line date labels collide in a card this narrow.
+        { ...axis, space: 80, values: (_u, ticks) => ticks.map(clock) },
+        { ...axis, values: (_u, ticks) => ticks.map((t) => format(t)), size: 70 },
+      ],
+      scales: {
+        // The samples' span, and at least the last minute: uPlot would stretch a single sample over a day.
+        x: {
+          time: true,
+          range: (u, min, max) => {
+            const t = u.data[0];
+            const first = t[0];
+            const last = t[t.length - 1];
+            if (first === undefined || last === undefined) return [min, max];
+            return [Math.min(first, last - 60), last];
+          },
+        },
+        ...(rangeRef.current
+          ? { y: { range: (u: uPlot, min: number, max: number) => rangeRef.current!(u, min, max, 'y') } }
+          : {}),
+      },
       legend: { show: true },
     };
-    const p = new uPlot(opts, dataOf(series, metric), el);
+    const p = new uPlot(opts, dataOf(series, shape), el);
     plot.current = p;
     const observer = new ResizeObserver(() =>
       p.setSize({ width: Math.max(280, el.clientWidth), height: 200 }),
@@ -249,29 +653,40 @@ function Chart({
       p.destroy();
       plot.current = null;
     };
-  }, [variants, metric]);
+  }, [identity]);
   useEffect(() => {
-    plot.current?.setData(dataOf(series, metric));
-  }, [series, metric]);
+    plot.current?.setData(dataOf(series, shape));
+  });
   return (
-    <figure className="card chart" data-testid={`chart-${metric}`}>
+    <figure className="card chart" data-testid={testId}>
       <figcaption>{title}</figcaption>
-      <div ref={box} role="img" aria-label={`${title}: ${summary(series, metric, format)}`} />
+      <div ref={box} role="img" aria-label={`${title}: ${summary(series, shape, format)}`} />
     </figure>
   );
 }
 
-function dataOf(series: CohortSeries, metric: SeriesKey): uPlot.AlignedData {
-  return [series.t, ...series.variants.map((v) => series.values[metric][v] ?? [])] as uPlot.AlignedData;
+/** Epoch seconds as a local `HH:MM:SS`. */
+function clock(t: number): string {
+  const d = new Date(t * 1000);
+  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
 }
 
-function summary(series: CohortSeries, metric: SeriesKey, format: (v: number) => string): string {
+function dataOf(series: CohortSeries, lines: Line[]): uPlot.AlignedData {
+  const drawn = (l: Line) => {
+    const values = lineOf(series, l.key, l.variant);
+    const c = l.clamp;
+    return c ? values.map((x) => (x === null ? null : Math.min(c[1], Math.max(c[0], x)))) : values;
+  };
+  return [series.t, ...lines.map(drawn)] as uPlot.AlignedData;
+}
+
+function summary(series: CohortSeries, lines: Line[], format: (v: number) => string): string {
   const last = series.t.length - 1;
-  if (last < 0) return 'no data yet';
-  return series.variants
-    .map((v) => {
-      const x = series.values[metric][v]?.[last];
-      return `${v} ${x === null || x === undefined ? 'no data' : format(x)}`;
+  if (last < 0 || lines.length === 0) return 'no data yet';
+  return lines
+    .map((l) => {
+      const x = lineOf(series, l.key, l.variant)[last];
+      return `${l.label} ${x === null || x === undefined ? 'no data' : format(x)}`;
     })
     .join(', ');
 }

@@ -22,7 +22,7 @@ import { navigate, pathOf } from '../lib/router.js';
 import { fetchFlag, keys, useFlag, useFlags, useSegments } from '../queries.js';
 import { useApi, useCan } from '../session.js';
 import { STATE_LABEL, STATE_TONE, useUnhealthy } from './flags.js';
-import { RolloutPage } from './rollout.js';
+import { RolloutPage, useNow } from './rollout.js';
 import { TestPanel } from './test-panel.js';
 
 // uPlot is only needed on the evidence page: it loads with it.
@@ -95,7 +95,7 @@ function ExistingFlag({
       </div>
       {flag.killed && (
         <div className="banner banner-danger" role="status" data-testid="killed-banner">
-          <strong>Killed</strong> {ago(flag.killedAt)} by {flag.killedBy ?? 'someone'}:{' '}
+          <strong>Killed</strong> <Ago iso={flag.killedAt} /> by {flag.killedBy ?? 'someone'}:{' '}
           {flag.killReason ?? 'no reason given'}. Everyone gets <code>{flag.offVariant}</code>.
         </div>
       )}
@@ -585,4 +585,10 @@ function DeleteFlag({ env, flagKey, version }: { env: string; flagKey: string; v
       </Dialog>
     </>
   );
+}
+
+/** `12 s ago`, kept current while the page stays open (the flag itself may not change for hours). */
+function Ago({ iso }: { iso: string | undefined }) {
+  const now = useNow();
+  return <>{ago(iso, now)}</>;
 }

@@ -80,6 +80,8 @@ export function flagHealth(env: string, flag: Flag, stored: Verdict | undefined)
     triggers: verdict?.triggers ?? [],
     cohorts,
     variants: verdict?.variants ?? [],
+    // A verdict stored by an older guardian has none (the schema's parse fills what it lacks).
+    thresholds: verdict?.thresholds ?? null,
     verdictVersion: stored?.version ?? null,
     schedule: schedule
       ? {

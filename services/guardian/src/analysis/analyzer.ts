@@ -1,4 +1,4 @@
-import type { CohortSummary, Flag } from '@vigil/proto';
+import type { AppliedThresholds, CohortSummary, Flag } from '@vigil/proto';
 import { CohortSeries, type Tally } from './cohorts.js';
 import { type AnalysisConfigInput, type CompiledAnalysisConfig, compileAnalysisConfig } from './config.js';
 import {
@@ -127,7 +127,7 @@ export class CohortAnalyzer {
     const controlVariant = flag.offVariant;
     const version = state.versions.get(flag.version);
     if (version === undefined) {
-      return verdictOf(env, flag, now, guard, 'insufficient_data', 1, []);
+      return verdictOf(env, flag, now, guard, this.thresholdsOf(guard), 'insufficient_data', 1, []);
     }
 
     const epoch = Math.max(1, Math.floor((now - version.startedAt) / cfg.epochMs) + 1);
@@ -176,7 +176,24 @@ export class CohortAnalyzer {
 
     let status: VerdictStatus = variants.length === 0 ? 'insufficient_data' : 'healthy';
     for (const v of variants) status = worse(status, v.status);
-    return verdictOf(env, flag, now, guard, status, epoch, variants);
+    return verdictOf(env, flag, now, guard, this.thresholdsOf(guard), status, epoch, variants);
+  }
+
+  /** The policy a verdict reports: the resolved guard and the statistical levels its tests use. */
+  private thresholdsOf(guard: ResolvedGuard): AppliedThresholds {
+    const cfg = this.config;
+    return {
+      maxErrorRate: guard.maxErrorRate,
+      minSuccessRate: guard.minSuccessRate,
+      maxP99LatencyMs: guard.maxP99LatencyMs,
+      minSamples: guard.minSamples,
+      consecutiveFailures: guard.consecutiveFailures,
+      compareToControl: guard.compareToControl,
+      alpha: cfg.alpha,
+      thresholdAlpha: cfg.thresholdAlpha,
+      errorMargin: cfg.errorMargin,
+      latencyMargin: cfg.latencyMargin,
+    };
   }
 
   /** Forgets everything about a flag (e.g. once it is deleted). */
@@ -441,6 +458,7 @@ function verdictOf(
   flag: Flag,
   now: number,
   guard: ResolvedGuard,
+  thresholds: AppliedThresholds,
   status: VerdictStatus,
   epoch: number,
   variants: VariantVerdict[],
@@ -463,6 +481,7 @@ function verdictOf(
     kill: status === 'regression' && guard.enabled && guard.autoKill,
     controlVariant: flag.offVariant,
     epoch,
+    thresholds,
     triggers,
     reason: reasons.join('; '),
     variants,

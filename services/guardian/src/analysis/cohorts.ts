@@ -41,6 +41,8 @@ export class Tally {
       requests: this.requests,
       errors: this.errors,
       errorRate: this.errorRate,
+      p50LatencyMs: this.latency.quantile(0.5) ?? null,
+      p95LatencyMs: this.latency.quantile(0.95) ?? null,
       p99LatencyMs: this.latency.quantile(0.99) ?? null,
     };
   }

@@ -45,7 +45,8 @@ export function logSumExp(a: readonly number[], b: readonly number[]): number {
     const v = a[i]! + b[i]!;
     if (v > max) max = v;
   }
-  if (max === Number.NEGATIVE_INFINITY) return max;
+  // All −∞: the sum is 0. Any +∞ (a zero threshold's proof): the sum is +∞, where ∞ − ∞ would be NaN.
+  if (max === Number.NEGATIVE_INFINITY || max === Number.POSITIVE_INFINITY) return max;
   let sum = 0;
   for (let i = 0; i < a.length; i++) sum += Math.exp(a[i]! + b[i]! - max);
   return max + Math.log(sum);

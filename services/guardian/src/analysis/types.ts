@@ -1,4 +1,11 @@
-import type { CohortFigures, Severity, Trigger, VerdictStatus } from '@vigil/proto';
+import type {
+  AppliedThresholds,
+  CohortFigures,
+  Severity,
+  TEST_STATUSES,
+  Trigger,
+  VerdictStatus,
+} from '@vigil/proto';
 
 // The statuses and triggers are part of the stored verdict's contract, so they live in proto.
 export { TRIGGERS, type Trigger, VERDICT_STATUSES, type VerdictStatus } from '@vigil/proto';
@@ -8,7 +15,7 @@ export { TRIGGERS, type Trigger, VERDICT_STATUSES, type VerdictStatus } from '@v
  * in a row). `insufficient_data`: a cohort lacks the minimum samples. `shared_breach`: the threshold is
  * crossed but the control cohort crosses it too, so it is not blamed on the flag.
  */
-export type CheckStatus = 'pass' | 'fail' | 'insufficient_data' | 'shared_breach';
+export type CheckStatus = (typeof TEST_STATUSES)[number];
 
 /** One trigger's evaluation with the figures behind it. */
 export interface Check {
@@ -78,6 +85,8 @@ export interface FlagVerdict {
   controlVariant: string;
   /** The current test epoch of this version (1-based). */
   epoch: number;
+  /** The policy applied: the flag's guard over the service defaults, and the tests' levels. */
+  thresholds: AppliedThresholds;
   triggers: Trigger[];
   reason: string;
   variants: VariantVerdict[];

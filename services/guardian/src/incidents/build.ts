@@ -6,6 +6,7 @@ import {
   formatLatency,
   formatRate,
   type Incident,
+  type SequentialTest,
   type TimelineEntry,
   type Verdict,
 } from '@vigil/proto';
@@ -51,9 +52,30 @@ export function storedVerdict(verdict: FlagVerdict, guardian: string): Verdict {
       treatment: v.treatment,
       control: v.control,
       window: v.window,
+      tests: v.checks.map(sequentialTest),
     })),
+    thresholds: verdict.thresholds,
     evaluatedAt: iso(verdict.evaluatedAt),
     guardian,
+  };
+}
+
+/** ln e-values beyond this are reported as it: JSON has no infinity (a zero threshold's proof is +∞). */
+const LOG_CAP = 1e9;
+
+/** A check as the stored verdict reports its sequential test. */
+export function sequentialTest(check: Check): SequentialTest {
+  return {
+    trigger: check.trigger,
+    status: check.status,
+    logEValue: Math.max(-LOG_CAP, Math.min(LOG_CAP, check.logEvidence)),
+    logBoundary: check.logBoundary,
+    crossed: check.logEvidence >= check.logBoundary,
+    consecutive: check.consecutive,
+    required: check.required,
+    observed: check.observed,
+    control: check.control,
+    threshold: check.threshold,
   };
 }
 
@@ -180,6 +202,11 @@ export function buildIncident(input: BuildIncidentInput): Incident {
         samples: check.samples,
         controlSamples: check.controlSamples,
         pValue: check.pValue,
+        // The sequential test as the verdict reports it: the statistic that crossed its boundary.
+        logEValue: sequentialTest(check).logEValue,
+        logBoundary: check.logBoundary,
+        consecutive: check.consecutive,
+        required: check.required,
       })),
       // The decision travels with the incident, so whoever settles a pending kill can make it.
       ...(kills ? { kill: 'pending' satisfies KillState, killReason: killReason(verdict) } : {}),

@@ -23,6 +23,10 @@ describe('numeric building blocks', () => {
     expect(logSumExp([1000, 1000], [0, 0])).toBeCloseTo(1000 + Math.LN2, 9);
     expect(logSumExp([-1e6], [0])).toBe(-1e6);
     expect(logSumExp([Number.NEGATIVE_INFINITY], [0])).toBe(Number.NEGATIVE_INFINITY);
+    // A component at +∞ (a zero threshold's proof) makes the mixture +∞, not ∞ − ∞ = NaN.
+    expect(logSumExp([Number.POSITIVE_INFINITY, 0], [Math.log(0.5), Math.log(0.5)])).toBe(
+      Number.POSITIVE_INFINITY,
+    );
   });
 
   it('a mixture normalises its weights', () => {

@@ -1,4 +1,4 @@
-import type { AuditEntry, Flag } from '@vigil/proto';
+import type { AuditEntry, Flag, FlagHealth } from '@vigil/proto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ENV, rolloutFlag, run, type Stack, split, startStack } from './harness.js';
 
@@ -64,6 +64,15 @@ describe('guardian: regressions', () => {
       message: expect.stringContaining('raise to 10%'),
     });
     expect(incident.timeline[1]!.data).toMatchObject({ controlVariant: 'off', version: created.version });
+    // The detection keeps the statistic that crossed its boundary: the evidence outlives the verdict.
+    const checks = incident.timeline[1]!.data!.checks as {
+      trigger: string;
+      logEValue: number;
+      logBoundary: number;
+    }[];
+    expect(checks.length).toBeGreaterThan(0);
+    for (const c of checks) expect(c.logEValue).toBeGreaterThanOrEqual(c.logBoundary);
+    expect(incident.cohorts[0]!.p50LatencyMs!).toBeLessThanOrEqual(incident.cohorts[0]!.p99LatencyMs!);
 
     // The opened event reached the webhook once, and the delivery is on the timeline.
     await guardian.tick();
@@ -111,6 +120,24 @@ describe('guardian: regressions', () => {
       killed: false,
       severity: 'sev3',
     });
+    // The evidence passes through: quantiles per cohort, the tests against their boundaries, the policy.
+    const body = health.json() as FlagHealth;
+    const on = body.variants[0]!;
+    for (const c of [on.treatment, on.control!, ...body.cohorts]) {
+      expect(c.p50LatencyMs!).toBeGreaterThan(0);
+      expect(c.p50LatencyMs!).toBeLessThanOrEqual(c.p95LatencyMs!);
+      expect(c.p95LatencyMs!).toBeLessThanOrEqual(c.p99LatencyMs!);
+    }
+    const cmp = on.tests.find((t) => t.trigger === 'error_rate_vs_control')!;
+    expect(cmp).toMatchObject({ status: 'fail', crossed: true });
+    expect(cmp.logEValue).toBeGreaterThanOrEqual(cmp.logBoundary);
+    expect(on.tests.find((t) => t.trigger === 'latency_vs_control')).toMatchObject({ crossed: false });
+    expect(body.thresholds).toMatchObject({
+      maxErrorRate: 0.01,
+      minSuccessRate: 0.99,
+      maxP99LatencyMs: 2000,
+    });
+    expect(body.thresholds!.alpha).toBeGreaterThan(0);
   });
 
   it('stays healthy and publishes a passing verdict under equal error rates', async () => {
