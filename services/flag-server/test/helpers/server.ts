@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { FlagInput, SegmentInput, TokenScope } from '@vigil/proto';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { DestinationStream } from 'pino';
@@ -60,6 +61,9 @@ afterAll(() => {
   throw new Error(`${found.length} response(s) contradict /openapi.json:\n${lines.join('\n')}`);
 });
 
+/** A two-file stand-in for the console's build (the console's own tests serve the real one). */
+const CONSOLE_FIXTURE = fileURLToPath(new URL('../fixtures/console', import.meta.url));
+
 export async function startServer(options: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'vigil-server-'));
   const store = options.store ?? new EmbeddedStore({ dataDir, onListenerError: () => {} });
@@ -69,6 +73,8 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
   const config = parseConfig({
     logLevel: options.logTo ? 'debug' : 'silent',
     rateLimitMax: 0,
+    // A fixed console build, so what `/` answers never depends on whether console/dist was built yet.
+    consoleDir: CONSOLE_FIXTURE,
     ...options.config,
   });
   const logger = options.logTo ? createLogger('debug', options.logTo) : createLogger('silent');
