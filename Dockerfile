@@ -7,8 +7,14 @@
 # Every flag server serves the ops console at / from /app/console (VIGIL_CONSOLE_DIR).
 # The `demo` target holds `pnpm demo` (a checkout app on the Node SDK under traffic, driving a running Vigil).
 
-FROM node:20-bookworm-slim AS build
+# Node 22 LTS, the documented runtime, in every stage: a native addon (better-sqlite3, the embedded
+# store) built in the build stage must load on the same Node ABI and glibc at run time.
+FROM node:22-bookworm-slim AS build
 WORKDIR /src
+# node-gyp's toolchain, for native addons that have no prebuilt binary for this platform.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
 RUN npm install -g pnpm@10 --no-fund --no-audit
 COPY . .
 RUN pnpm install --frozen-lockfile \
@@ -17,7 +23,7 @@ RUN pnpm install --frozen-lockfile \
  && test -f console/dist/index.html && cp -R console/dist /out/console \
  && pnpm --filter=@vigil/demo deploy --prod --legacy /out-demo
 
-FROM node:20-bookworm-slim AS demo
+FROM node:22-bookworm-slim AS demo
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build --chown=node:node /out-demo /app
@@ -25,7 +31,7 @@ USER node
 EXPOSE 4300
 ENTRYPOINT ["node", "dist/main.js"]
 
-FROM node:20-bookworm-slim AS runtime
+FROM node:22-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     VIGIL_HOST=0.0.0.0 \
     VIGIL_PORT=4242 \
