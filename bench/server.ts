@@ -129,17 +129,18 @@ export interface BenchRedis {
 
 /**
  * A private redis-server on a free port, persisting like a production one (AOF, fsync every
- * second) in a temp directory; `undefined` when no redis-server binary is installed.
+ * second; `appendfsync: 'always'` fsyncs every write, as a durable store must) in a temp directory;
+ * `undefined` when no redis-server binary is installed.
  */
-export async function startRedis(): Promise<BenchRedis | undefined> {
+export async function startRedis(
+  options: { appendfsync?: 'everysec' | 'always' } = {},
+): Promise<BenchRedis | undefined> {
   if (!existsSync(REDIS_SERVER)) return undefined;
   const dir = await mkdtemp(join(tmpdir(), 'vigil-bench-redis-'));
   const port = await freePort();
-  const child = spawn(
-    REDIS_SERVER,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir],
-    { stdio: 'ignore' },
-  );
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes'];
+  args.push('--appendfsync', options.appendfsync ?? 'everysec', '--dir', dir);
+  const child = spawn(REDIS_SERVER, args, { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async () => {
     if (child.exitCode === null) {

@@ -160,6 +160,17 @@ export class Api {
     );
   }
 
+  /** `POST /backup`: the embedded store's database file, consistent at one instant. */
+  async backup(): Promise<Uint8Array> {
+    const answer = await request(this.config, 'POST', 'api/v1/backup');
+    if (!answer.contentType.startsWith('application/vnd.sqlite3'))
+      throw cliError('VIGIL_CLI_BAD_RESPONSE', `the answer to ${answer.what} is not a database file`, {
+        status: answer.status,
+        hint: 'is --url / VIGIL_URL the flag server itself?',
+      });
+    return answer.bytes;
+  }
+
   /** `GET /incidents/{id}/postmortem`: the Markdown draft. */
   async postmortem(id: string): Promise<string> {
     const answer = await request(this.config, 'GET', `api/v1/incidents/${segment(id)}/postmortem`);

@@ -43,6 +43,7 @@ Examples:
   vigil revive checkout-v2 --reason "fix deployed"
   vigil incidents list --status open
   vigil incidents ack inc_8f2k --note "looking"
+  vigil backup vigil-$(date +%F).db
 `;
 
 function positiveInt(max: number) {
@@ -200,6 +201,12 @@ export function buildProgram(io: Io): Command {
         ),
       );
   }
+  program
+    .command('backup')
+    .argument('<file>', 'where to write the copy (a SQLite database)')
+    .description("copy the embedded store's database while the server serves (admin token)")
+    .action(act((ctx, args) => commands.backup(ctx, args[0]!)));
+
   incidents
     .command('postmortem')
     .argument('<id>', 'incident id')

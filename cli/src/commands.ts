@@ -1,3 +1,4 @@
+import { rename, writeFile } from 'node:fs/promises';
 import type { Incident } from '@vigil/proto';
 import type { Api, IncidentAction, ScheduleAction } from './api.js';
 import type { Config } from './config.js';
@@ -124,4 +125,19 @@ export async function incidentAction(
 export async function postmortem(ctx: Context, id: string): Promise<Output> {
   const markdown = await ctx.api.postmortem(id);
   return { json: { id, markdown }, text: markdown.replace(/\n+$/, '') };
+}
+
+/**
+ * `vigil backup <file>`: the embedded store's database, copied by the server while it serves, written
+ * to `file` (through a temporary file, so an interrupted backup never leaves a partial one there).
+ */
+export async function backup(ctx: Context, file: string): Promise<Output> {
+  const bytes = await ctx.api.backup();
+  const partial = `${file}.partial`;
+  await writeFile(partial, bytes);
+  await rename(partial, file);
+  return {
+    json: { file, bytes: bytes.byteLength },
+    text: `backed up the store (${bytes.byteLength.toLocaleString('en-US')} bytes) to ${file}\nrestore: stop the server, then put this file in its data directory as vigil.db (docs/operations.md)`,
+  };
 }

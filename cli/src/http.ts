@@ -15,6 +15,8 @@ export interface HttpAnswer {
   status: number;
   contentType: string;
   text: string;
+  /** The body as it came (e.g. a database file from `POST /api/v1/backup`). */
+  bytes: Uint8Array;
   /** `GET /api/v1/...`, for messages. */
   what: string;
 }
@@ -90,7 +92,7 @@ async function requestOnce(
   const where = displayUrl(config.baseUrl);
   const headers: Record<string, string> = {
     authorization: `Bearer ${config.token}`,
-    accept: 'application/json, text/markdown;q=0.9',
+    accept: 'application/json, text/markdown;q=0.9, application/vnd.sqlite3;q=0.8',
     'user-agent': `vigil-cli/${CLI_VERSION}`,
   };
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -98,6 +100,7 @@ async function requestOnce(
   let status: number;
   let contentType: string;
   let text: string;
+  let bytes: Uint8Array;
   try {
     const response = await fetch(url, {
       method,
@@ -108,7 +111,8 @@ async function requestOnce(
     });
     status = response.status;
     contentType = response.headers.get('content-type') ?? '';
-    text = await response.text();
+    bytes = new Uint8Array(await response.arrayBuffer());
+    text = contentType.startsWith('application/vnd.sqlite3') ? '' : new TextDecoder().decode(bytes);
   } catch (error) {
     if ((error as Error)?.name === 'TimeoutError') {
       throw cliError(
@@ -132,7 +136,7 @@ async function requestOnce(
       },
     );
   }
-  if (status >= 200 && status < 300) return { status, contentType, text, what };
+  if (status >= 200 && status < 300) return { status, contentType, text, bytes, what };
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -25,6 +25,7 @@ import { setupOpenApi } from './openapi.js';
 import { setupRateLimits } from './rate-limit.js';
 import { setupJsonBodies } from './request.js';
 import { auditRoutes } from './routes/audit.js';
+import { backupRoutes } from './routes/backup.js';
 import { ConsolePages, consoleRoutes } from './routes/console.js';
 import { evaluateRoutes } from './routes/evaluate.js';
 import { eventRoutes } from './routes/events.js';
@@ -171,6 +172,7 @@ export async function buildServer(options: BuildOptions): Promise<FastifyInstanc
       await api.register(evaluateRoutes, { envs });
       await api.register(auditRoutes, { store });
       await api.register(tokenRoutes, { tokens, store });
+      await api.register(backupRoutes, { store });
     },
     { prefix: '/api/v1' },
   );

@@ -38,6 +38,8 @@ export const ERRORS = {
   VIGIL_SERVER_CONFIG: 500,
   /** The embedded store's data directory is held by another running process; stops start-up, never sent over HTTP. */
   VIGIL_DATA_DIR_LOCKED: 500,
+  /** The embedded store's database is damaged (SQLite's check failed); stops start-up, never sent over HTTP. */
+  VIGIL_DATA_DIR_DAMAGED: 500,
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

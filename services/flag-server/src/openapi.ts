@@ -112,6 +112,11 @@ const TAGS = [
   { name: 'audit', description: 'Every configuration write: who, when, before and after, why.' },
   { name: 'tokens', description: 'API tokens and SDK keys. Secrets are shown once and stored as SHA-256.' },
   {
+    name: 'backup',
+    description:
+      "A consistent copy of the embedded store's database while the server serves ([operations.md](operations.md#backups)).",
+  },
+  {
     name: 'sdk',
     description:
       'What SDKs call, with an SDK key bound to one environment. The stream protocol: [wire-protocol.md](wire-protocol.md).',
@@ -124,7 +129,7 @@ const TAGS = [
   },
 ];
 
-/** What each error code the REST API sends means (`VIGIL_SERVER_CONFIG` and `VIGIL_DATA_DIR_LOCKED` only stop start-up). */
+/** What each error code the REST API sends means (`VIGIL_SERVER_CONFIG`, `VIGIL_DATA_DIR_LOCKED` and `VIGIL_DATA_DIR_DAMAGED` only stop start-up). */
 export const ERROR_MEANINGS = {
   VIGIL_BAD_REQUEST:
     'A path parameter, query parameter, header or body field is malformed, or the body is not JSON.',
@@ -157,7 +162,10 @@ export const ERROR_MEANINGS = {
     'A write reached the store but its reply did not come back: it may or may not be applied. Retry it with the same `Idempotency-Key` to learn which.',
   VIGIL_IDEMPOTENCY_KEY_REUSED:
     'The `Idempotency-Key` was already used for a different request (another route, target, body or `If-Match`); use a new key.',
-} as const satisfies Record<Exclude<ErrorCode, 'VIGIL_SERVER_CONFIG' | 'VIGIL_DATA_DIR_LOCKED'>, string>;
+} as const satisfies Record<
+  Exclude<ErrorCode, 'VIGIL_SERVER_CONFIG' | 'VIGIL_DATA_DIR_LOCKED' | 'VIGIL_DATA_DIR_DAMAGED'>,
+  string
+>;
 
 type RestErrorCode = keyof typeof ERROR_MEANINGS;
 

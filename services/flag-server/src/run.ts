@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { buildServer } from './app.js';
 import { bootstrapAdmin, hashSecret } from './auth.js';
 import { type Config, loadConfig } from './config.js';
-import { isVigilError } from './errors.js';
+import { isVigilError, type VigilError } from './errors.js';
 import { createLogger } from './logger.js';
 import { EmbeddedStore } from './store/embedded.js';
 import { RedisStore } from './store/redis.js';
@@ -24,14 +24,19 @@ export interface RunningServer {
 }
 
 /** The store the configuration names. */
-function createStore(config: Config, onListenerError: (error: unknown) => void): Store {
+function createStore(config: Config, logger: Logger): Store {
+  const onListenerError = (error: unknown) => logger.error({ err: error }, 'store listener failed');
   if (config.store === 'redis') return new RedisStore({ url: config.redisUrl!, onListenerError });
-  return new EmbeddedStore({ dataDir: resolve(config.dataDir), onListenerError });
+  return new EmbeddedStore({
+    dataDir: resolve(config.dataDir),
+    onListenerError,
+    onNotice: (message, details) => logger.warn(details, message),
+  });
 }
 
-/** Stops start-up with the error's message (exit 2: starting again cannot help until it is fixed). */
-function refuseToStart(name: string, error: Error): never {
-  process.stderr.write(`${name}: ${error.message}\n`);
+/** Stops start-up with the error's code and message (exit 2: starting again cannot help until it is fixed). */
+function refuseToStart(name: string, error: VigilError): never {
+  process.stderr.write(`${name}: ${error.code}: ${error.message}\n`);
   process.exit(2);
 }
 
@@ -49,11 +54,12 @@ export async function startServer(name = 'vigil-server'): Promise<RunningServer>
     refuseToStart(name, error);
   }
   const logger = createLogger(config.logLevel) as Logger;
-  const store = createStore(config, (error) => logger.error({ err: error }, 'store listener failed'));
+  const store = createStore(config, logger);
   try {
     await store.start();
   } catch (error) {
-    if (!isVigilError(error, 'VIGIL_DATA_DIR_LOCKED')) throw error;
+    if (!isVigilError(error, 'VIGIL_DATA_DIR_LOCKED') && !isVigilError(error, 'VIGIL_DATA_DIR_DAMAGED'))
+      throw error;
     refuseToStart(name, error);
   }
   const boot = await bootstrapAdmin(store, config.adminToken);

@@ -190,6 +190,7 @@ describe('every operation answers as /openapi.json documents', () => {
       url: `/api/v1/tokens/${json<{ token: { id: string } }>(created.body).token.id}`,
     });
     await send({ url: '/api/v1/envs' });
+    await send({ method: 'POST', url: '/api/v1/backup' });
 
     const flagsForSdk = await send({ url: '/v1/flags' }, sdkKey);
     await send({ url: '/v1/flags', headers: { 'if-none-match': String(flagsForSdk.headers.etag) } }, sdkKey);

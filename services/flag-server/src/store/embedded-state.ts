@@ -8,8 +8,9 @@ export interface StoredIdempotency extends IdempotencyRecord {
 }
 
 /**
- * One durable mutation, as journaled; replaying them in order rebuilds the state. A write made under
- * an idempotency key carries its record (`idem`) in the same line, so both are durable or neither is.
+ * One durable mutation: the embedded store commits it to SQLite (`EmbeddedDb`) and applies it here; the
+ * journal store before it appended these as lines, which the migration replays. A write made under an
+ * idempotency key carries its record (`idem`), committed in the same transaction: both or neither.
  */
 export type JournalRecord =
   | { op: 'commit'; change: Change; audit: AuditEntry; idem?: StoredIdempotency }
@@ -28,8 +29,8 @@ export interface EnvState {
   revision: number;
   flags: Map<string, Flag>;
   segments: Map<string, Segment>;
-  log: Change[];
-  audit: AuditEntry[];
+  log: BoundedLog<Change>;
+  audit: BoundedLog<AuditEntry>;
 }
 
 /** The state as written to the snapshot file. */
@@ -50,7 +51,7 @@ export interface SavedState {
 
 /**
  * Everything the embedded store persists, in memory. `apply` is the only mutator and is used both
- * for live writes (after the journal has the record) and for replay, so the two cannot disagree.
+ * for live writes and for the migration's replay of an old journal, so the two cannot disagree.
  * Stored objects are frozen: readers get them without copying and cannot corrupt the state.
  */
 export class EmbeddedState {
@@ -66,7 +67,7 @@ export class EmbeddedState {
 
   constructor(private readonly limits: { changeLog: number; audit: number }) {}
 
-  /** Applies one journaled mutation. */
+  /** Applies one mutation. */
   apply(record: JournalRecord): void {
     deepFreeze(record);
     if ('idem' in record && record.idem !== undefined) this.remember(record.idem);
@@ -124,8 +125,8 @@ export class EmbeddedState {
         revision: env.revision,
         flags: new Map(env.flags.map((f) => [f.key, deepFreeze(f)])),
         segments: new Map(env.segments.map((s) => [s.key, deepFreeze(s)])),
-        log: env.log.map(deepFreeze),
-        audit: env.audit.map(deepFreeze),
+        log: new BoundedLog(this.limits.changeLog, env.log.map(deepFreeze)),
+        audit: new BoundedLog(this.limits.audit, env.audit.map(deepFreeze)),
       });
     }
     for (const token of saved.tokens) this.tokens.set(token.id, deepFreeze(token));
@@ -147,8 +148,8 @@ export class EmbeddedState {
         revision: env.revision,
         flags: [...env.flags.values()],
         segments: [...env.segments.values()],
-        log: env.log,
-        audit: env.audit,
+        log: env.log.slice(),
+        audit: env.audit.slice(),
       };
     }
     return {
@@ -165,7 +166,13 @@ export class EmbeddedState {
   private commit(change: Change, audit: AuditEntry): void {
     let env = this.envs.get(change.env);
     if (!env) {
-      env = { revision: 0, flags: new Map(), segments: new Map(), log: [], audit: [] };
+      env = {
+        revision: 0,
+        flags: new Map(),
+        segments: new Map(),
+        log: new BoundedLog(this.limits.changeLog),
+        audit: new BoundedLog(this.limits.audit),
+      };
       this.envs.set(change.env, env);
     }
     env.revision = change.revision;
@@ -173,14 +180,49 @@ export class EmbeddedState {
     for (const segment of change.segments) env.segments.set(segment.key, segment);
     for (const key of change.deleted.flags) env.flags.delete(key);
     for (const key of change.deleted.segments) env.segments.delete(key);
-    pushBounded(env.log, change, this.limits.changeLog);
-    pushBounded(env.audit, audit, this.limits.audit);
+    env.log.push(change);
+    env.audit.push(audit);
   }
 }
 
-function pushBounded<T>(list: T[], item: T, limit: number): void {
-  list.push(item);
-  if (list.length > limit) list.splice(0, list.length - limit);
+/**
+ * The newest `limit` items of a list, oldest first. Dropping the oldest only moves a start index,
+ * and the array is cut once that much is dropped: a push costs O(1), not a shift of the whole list.
+ */
+export class BoundedLog<T> {
+  private items: T[] = [];
+  private start = 0;
+
+  constructor(
+    private readonly limit: number,
+    initial: T[] = [],
+  ) {
+    for (const item of initial) this.push(item);
+  }
+
+  get length(): number {
+    return this.items.length - this.start;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+    if (this.length <= this.limit) return;
+    this.start += 1;
+    if (this.start >= Math.max(64, this.limit)) {
+      this.items = this.items.slice(this.start);
+      this.start = 0;
+    }
+  }
+
+  /** The item at `index` (0 is the oldest kept). */
+  at(index: number): T | undefined {
+    return index < 0 || index >= this.length ? undefined : this.items[this.start + index];
+  }
+
+  /** The items from `from` on, oldest first, as a new array. */
+  slice(from = 0): T[] {
+    return this.items.slice(this.start + from);
+  }
 }
 
 /** Freezes a JSON value and everything in it. */

@@ -1,14 +1,10 @@
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { AuditEntry, CohortSummary, Flag, Incident, Segment, TokenInfo, Verdict } from '@vigil/proto';
 import { VigilError } from '../errors.js';
-import { lockDataDir } from './data-dir-lock.js';
-import {
-  EmbeddedState,
-  type JournalRecord,
-  type SavedState,
-  type StoredIdempotency,
-} from './embedded-state.js';
-import { Journal } from './journal.js';
+import { DATABASE_FILE, EmbeddedDb } from './embedded-db.js';
+import { EmbeddedState, type JournalRecord, type StoredIdempotency } from './embedded-state.js';
+import { readLegacyDataDir, retireLegacyFiles } from './legacy-data-dir.js';
 import { MetricsBus } from './metrics-bus.js';
 import {
   auditEntry,
@@ -38,7 +34,7 @@ import {
 } from './store.js';
 
 export interface EmbeddedStoreOptions {
-  /** Directory holding `snapshot.json` and `journal.jsonl`; created when missing. */
+  /** Directory holding the database (`vigil.db`); created when missing. */
   dataDir: string;
   /** Changes kept per environment for `changesSince` (default 10,000). */
   changeLogLimit?: number;
@@ -46,113 +42,128 @@ export interface EmbeddedStoreOptions {
   auditLimit?: number;
   /** Metrics summaries kept on the bus (default 100,000). */
   metricsLimit?: number;
-  /** Journal records after which the state is compacted into the snapshot (default 1,000). */
-  compactEvery?: number;
   /** Called when a subscriber throws; the other subscribers still get the change. */
   onListenerError?: (error: unknown) => void;
-  /**
-   * Called when start-up finds the data directory locked by another process and waits, in case that
-   * process died (see `lockDataDir`); and when the lock is lost later, after which every call fails
-   * with `VIGIL_STORE_UNAVAILABLE`.
-   */
-  onLockEvent?: (event: { kind: 'waiting' } | { kind: 'lost'; error: Error }) => void;
-  /** How long the data directory's lock outlives a process that died without releasing it (default 10 s). */
-  lockStaleMs?: number;
+  /** Told of what start-up did to the data directory that an operator should know (a migration). */
+  onNotice?: (message: string, details: Record<string, unknown>) => void;
   /** How long idempotency records are kept (default 24 h). */
   idempotencyTtlMs?: number;
 }
 
+/** A write waiting for its group's commit. */
+interface Pending {
+  records: JournalRecord[];
+  changes: Change[];
+  settle: { resolve: () => void; reject: (error: unknown) => void }[];
+}
+
 /**
- * The store for a single process with nothing installed. Every write is journaled and fsynced before
- * it resolves, then applied in memory and handed to subscribers synchronously, in revision order.
- * Writes run one at a time, which is what makes version check, revision and logs atomic.
+ * The store for a single process with nothing installed, on SQLite (see `EmbeddedDb`). Every write
+ * checks and applies itself to the in-memory state at once (so the next write sees it, and version
+ * checks, revisions and logs are atomic), then joins the writes of the same tick in one SQLite
+ * transaction: one fsync for the group (group commit). A write resolves, and subscribers hear of its
+ * change in revision order, only once that transaction committed; if it fails, every write in it is
+ * refused with `VIGIL_STORE_UNAVAILABLE` and the memory is reloaded from the database.
  * Locks, the metrics bus and the guardian's verdicts live in memory only: all three are about live
  * processes (verdicts are recomputed every second and expire anyway).
  */
 export class EmbeddedStore implements Store {
   readonly kind = 'embedded' as const;
-  private readonly journal: Journal<SavedState, JournalRecord>;
-  private readonly state: EmbeddedState;
+  private state: EmbeddedState;
+  private db: EmbeddedDb | undefined;
   private readonly bus: MetricsBus;
   private readonly listeners = new Set<(change: Change) => void>();
   private readonly locks = new Map<string, { owner: string; expiresAt: number }>();
   private readonly verdicts = new Map<string, { verdict: Verdict; expiresAt: number }>();
-  private readonly compactEvery: number;
   private readonly onListenerError: (error: unknown) => void;
-  private readonly onLockEvent: NonNullable<EmbeddedStoreOptions['onLockEvent']>;
+  private readonly onNotice: NonNullable<EmbeddedStoreOptions['onNotice']>;
   private readonly dataDir: string;
-  private readonly lockStaleMs: number | undefined;
+  private readonly limits: { changeLog: number; audit: number };
   private readonly idempotencyTtlMs: number;
-  private unlock: (() => Promise<void>) | undefined;
-  private writes: Promise<unknown> = Promise.resolve();
+  private pending: Pending | undefined;
+  private committed = 0;
   private open = false;
 
   constructor(options: EmbeddedStoreOptions) {
     this.dataDir = options.dataDir;
-    this.lockStaleMs = options.lockStaleMs;
     this.idempotencyTtlMs = options.idempotencyTtlMs ?? 86_400_000;
-    this.journal = new Journal(options.dataDir);
-    this.state = new EmbeddedState({
-      changeLog: options.changeLogLimit ?? 10_000,
-      audit: options.auditLimit ?? 10_000,
-    });
+    this.limits = { changeLog: options.changeLogLimit ?? 10_000, audit: options.auditLimit ?? 10_000 };
+    this.state = new EmbeddedState(this.limits);
     this.bus = new MetricsBus(options.metricsLimit ?? 100_000);
-    this.compactEvery = options.compactEvery ?? 1_000;
     this.onListenerError =
       options.onListenerError ?? ((error) => console.error('vigil store listener failed', error));
-    this.onLockEvent =
-      options.onLockEvent ??
-      ((event) => {
-        if (event.kind === 'waiting')
-          console.error(`vigil: ${this.dataDir} is locked by another process; waiting in case it died`);
-        else console.error(`vigil: lost the lock on ${this.dataDir}; refusing further writes`, event.error);
-      });
+    this.onNotice =
+      options.onNotice ?? ((message, details) => console.error(`vigil: ${message}`, JSON.stringify(details)));
   }
 
+  /** Transactions committed since start, each one fsync: writes divided by this is the mean group size. */
+  get commits(): number {
+    return this.committed;
+  }
+
+  /** The database file. */
+  get file(): string {
+    return join(this.dataDir, DATABASE_FILE);
+  }
+
+  /**
+   * Opens the database, taking it for this process (`VIGIL_DATA_DIR_LOCKED` at once when another
+   * holds it), checks it (`VIGIL_DATA_DIR_DAMAGED`), imports a journal-store data directory on first
+   * start, and loads the state.
+   */
   async start(): Promise<void> {
     await mkdir(this.dataDir, { recursive: true });
-    this.unlock = await lockDataDir(
-      this.dataDir,
-      (error) => {
-        // Another process may be writing the journal now: stop acknowledging anything.
-        this.open = false;
-        this.onLockEvent({ kind: 'lost', error });
-      },
-      () => this.onLockEvent({ kind: 'waiting' }),
-      this.lockStaleMs,
-    );
+    const db = EmbeddedDb.open(this.file, this.dataDir, this.limits);
     try {
-      const { snapshot, records } = await this.journal.open();
-      if (snapshot) this.state.load(snapshot);
-      for (const record of records) this.state.apply(record);
-      if (records.length > 0) await this.journal.compact(this.state.save());
+      if (!db.initialized) await this.initialize(db);
+      this.state = new EmbeddedState(this.limits);
+      this.state.load(db.load());
     } catch (error) {
-      await this.releaseDataDir();
+      db.close();
       throw error;
     }
+    this.db = db;
     this.open = true;
   }
 
-  async close(): Promise<void> {
-    const closing = this.writes.then(async () => {
-      // Not open: never started, closed already, or its lock was lost (another process may own the files now).
-      if (this.open) {
-        this.open = false;
-        if (this.journal.pending > 0) await this.journal.compact(this.state.save());
-      }
-      await this.journal.close();
-      await this.releaseDataDir();
+  /** Creates the store in a new database, importing the journal store's files when the directory has them. */
+  private async initialize(db: EmbeddedDb): Promise<void> {
+    const legacy = await readLegacyDataDir(this.dataDir, this.limits);
+    if (!legacy) {
+      db.initialize(undefined, 'new');
+      return;
+    }
+    if (legacy.droppedTail)
+      this.onNotice(
+        'left out the torn last line of the journal (a write cut off by a crash, never acknowledged)',
+        {
+          ...legacy.droppedTail,
+        },
+      );
+    db.initialize(legacy.state, 'migrated from the journal store');
+    const kept = await retireLegacyFiles(this.dataDir);
+    this.onNotice(`migrated the journal store's data directory into ${this.file}`, {
+      records: legacy.records,
+      envs: Object.keys(legacy.state.envs).length,
+      kept,
     });
-    this.writes = closing.catch(() => undefined);
-    await closing;
+  }
+
+  async close(): Promise<void> {
+    if (!this.db) return;
+    this.flush();
+    this.open = false;
+    this.db.close();
+    this.db = undefined;
     this.bus.wakeAll();
   }
 
-  private async releaseDataDir(): Promise<void> {
-    const unlock = this.unlock;
-    this.unlock = undefined;
-    // Already gone when it was lost (compromised): nothing left to release.
-    await unlock?.().catch(() => undefined);
+  /** Copies the database, consistent at one instant, to `destination` (SQLite's online backup). */
+  async backup(destination: string): Promise<void> {
+    this.ensureOpen();
+    // Writes of this tick are applied in memory already; commit them first so the copy has them.
+    this.flush();
+    await this.db!.backup(destination);
   }
 
   async ping(): Promise<void> {
@@ -181,7 +192,7 @@ export class EmbeddedStore implements Store {
   }
 
   putFlag(env: string, flag: Flag, expect: Expectation, meta: WriteMeta): Promise<Flag> {
-    return this.exclusive(async () => {
+    return this.write(async () => {
       this.checkClaim(meta.idempotency);
       const previous = this.state.envs.get(env)?.flags.get(flag.key);
       checkExpectation(env, flag.key, previous?.version, expect);
@@ -203,7 +214,7 @@ export class EmbeddedStore implements Store {
   }
 
   deleteFlag(env: string, key: string, expect: Expectation, meta: WriteMeta): Promise<void> {
-    return this.exclusive(async () => {
+    return this.write(async () => {
       this.checkClaim(meta.idempotency);
       const previous = this.state.envs.get(env)?.flags.get(key);
       checkExpectation(env, key, previous?.version, expect);
@@ -216,7 +227,7 @@ export class EmbeddedStore implements Store {
   }
 
   setKill(env: string, key: string, input: KillInput): Promise<Flag> {
-    return this.exclusive(async () => {
+    return this.write(async () => {
       this.checkClaim(input.idempotency);
       const previous = this.state.envs.get(env)?.flags.get(key);
       if (!previous) throw new VigilError('VIGIL_NOT_FOUND', `flag ${key} not found in ${env}`);
@@ -243,7 +254,7 @@ export class EmbeddedStore implements Store {
   }
 
   putSchedule(env: string, key: string, input: ScheduleInput, expect: Expectation): Promise<Flag> {
-    return this.exclusive(async () => {
+    return this.write(async () => {
       this.checkClaim(input.idempotency);
       const previous = this.state.envs.get(env)?.flags.get(key);
       if (!previous) throw new VigilError('VIGIL_NOT_FOUND', `flag ${key} not found in ${env}`);
@@ -269,7 +280,7 @@ export class EmbeddedStore implements Store {
   }
 
   putSegment(env: string, segment: Segment, meta: WriteMeta, expect?: Expectation): Promise<Segment> {
-    return this.exclusive(async () => {
+    return this.write(async () => {
       this.checkClaim(meta.idempotency);
       const previous = this.state.envs.get(env)?.segments.get(segment.key);
       checkExpectation(env, segment.key, previous?.version, expect, 'segment');
@@ -283,7 +294,7 @@ export class EmbeddedStore implements Store {
   }
 
   deleteSegment(env: string, key: string, meta: WriteMeta): Promise<void> {
-    return this.exclusive(async () => {
+    return this.write(async () => {
       this.checkClaim(meta.idempotency);
       const previous = this.state.envs.get(env)?.segments.get(key);
       if (!previous) throw new VigilError('VIGIL_NOT_FOUND', `segment ${key} not found in ${env}`);
@@ -300,10 +311,10 @@ export class EmbeddedStore implements Store {
     // A client ahead of the store holds state the store never had (e.g. a wiped data dir): resync it.
     if (revision > current) return undefined;
     if (revision === current) return [];
-    const log = state?.log ?? [];
-    const first = log[0]?.revision;
+    const log = state?.log;
+    const first = log?.at(0)?.revision;
     if (first === undefined || first > revision + 1) return undefined;
-    return log.slice(revision + 1 - first);
+    return log!.slice(revision + 1 - first);
   }
 
   subscribe(listener: (change: Change) => void): () => void {
@@ -315,11 +326,12 @@ export class EmbeddedStore implements Store {
 
   async audit(env: string, query: AuditQuery): Promise<AuditEntry[]> {
     this.ensureOpen();
-    const entries = this.state.envs.get(env)?.audit ?? [];
+    const entries = this.state.envs.get(env)?.audit;
+    if (!entries) return [];
     const before = query.before === undefined ? Number.POSITIVE_INFINITY : auditRevision(query.before);
     const out: AuditEntry[] = [];
     for (let i = entries.length - 1; i >= 0 && out.length < query.limit; i--) {
-      const entry = entries[i]!;
+      const entry = entries.at(i)!;
       if ((entry.revision ?? 0) >= before) continue;
       if (query.target !== undefined && entry.target !== query.target) continue;
       out.push(entry);
@@ -336,7 +348,7 @@ export class EmbeddedStore implements Store {
   }
 
   createToken(token: StoredToken, idempotency?: IdempotencyClaim): Promise<void> {
-    return this.exclusive(async () => {
+    return this.write(async () => {
       this.checkClaim(idempotency);
       const taken = [...this.state.tokens.values()].some(
         (t) => t.id === token.id || t.secretHash === token.secretHash,
@@ -363,7 +375,7 @@ export class EmbeddedStore implements Store {
   }
 
   deleteToken(id: string, idempotency?: IdempotencyClaim): Promise<boolean> {
-    return this.exclusive(async () => {
+    return this.write(async () => {
       this.checkClaim(idempotency);
       if (!this.state.tokens.has(id)) return false;
       const idem = this.claimRecord(idempotency, undefined);
@@ -392,7 +404,7 @@ export class EmbeddedStore implements Store {
   }
 
   putIncident(incident: Incident): Promise<void> {
-    return this.exclusive(() => this.persist({ op: 'incident.put', incident: structuredClone(incident) }));
+    return this.write(() => this.persist({ op: 'incident.put', incident: structuredClone(incident) }));
   }
 
   async getIncident(id: string): Promise<Incident | undefined> {
@@ -405,7 +417,7 @@ export class EmbeddedStore implements Store {
     update: (incident: Incident) => Incident | undefined,
     idempotency?: IdempotencyClaim,
   ): Promise<Incident | undefined> {
-    return this.exclusive(async () => {
+    return this.write(async () => {
       this.checkClaim(idempotency);
       const current = this.state.incidents.get(id);
       if (!current) return undefined;
@@ -435,7 +447,7 @@ export class EmbeddedStore implements Store {
   }
 
   claimEpisode(key: string, incidentId: string): Promise<boolean> {
-    return this.exclusive(async () => {
+    return this.write(async () => {
       if (this.state.episodes.has(key)) return false;
       await this.persist({ op: 'episode.claim', key, incidentId });
       return true;
@@ -451,7 +463,7 @@ export class EmbeddedStore implements Store {
   }
 
   resolveEpisode(key: string, at: string): Promise<void> {
-    return this.exclusive(async () => {
+    return this.write(async () => {
       if (!this.state.episodes.has(key) || this.state.resolvedEpisodes.has(key)) return;
       await this.persist({ op: 'episode.resolve', key, at });
     });
@@ -478,7 +490,7 @@ export class EmbeddedStore implements Store {
   }
 
   enqueueOutbox(item: OutboxItem): Promise<void> {
-    return this.exclusive(async () => {
+    return this.write(async () => {
       // Enqueueing again (a retried step) keeps the item's progress.
       if (this.state.outbox.has(item.id)) return;
       await this.persist({ op: 'outbox.put', item: structuredClone(item) });
@@ -494,7 +506,7 @@ export class EmbeddedStore implements Store {
   }
 
   updateOutbox(item: OutboxItem): Promise<void> {
-    return this.exclusive(async () => {
+    return this.write(async () => {
       // A removed (delivered) item stays removed.
       if (!this.state.outbox.has(item.id)) return;
       await this.persist({ op: 'outbox.put', item: structuredClone(item) });
@@ -502,7 +514,7 @@ export class EmbeddedStore implements Store {
   }
 
   removeOutbox(id: string): Promise<void> {
-    return this.exclusive(async () => {
+    return this.write(async () => {
       if (this.state.outbox.has(id)) await this.persist({ op: 'outbox.delete', id });
     });
   }
@@ -535,7 +547,7 @@ export class EmbeddedStore implements Store {
     throw new IdempotentReplay(record);
   }
 
-  /** The record a claimed write journals with itself; `result` is what the write resolves with. */
+  /** The record a claimed write commits with itself; `result` is what the write resolves with. */
   private claimRecord(claim: IdempotencyClaim | undefined, result: unknown): StoredIdempotency | undefined {
     if (!claim) return undefined;
     const record: StoredIdempotency = {
@@ -577,45 +589,80 @@ export class EmbeddedStore implements Store {
       after,
     });
     const idem = this.claimRecord(meta.idempotency, after);
-    await this.persist({ op: 'commit', change, audit, ...(idem ? { idem } : {}) });
-    for (const listener of [...this.listeners]) {
-      try {
-        listener(change);
-      } catch (error) {
-        this.onListenerError(error);
+    await this.persist({ op: 'commit', change, audit, ...(idem ? { idem } : {}) }, change);
+  }
+
+  /**
+   * Applies a record to the state now and adds it to this tick's group commit; resolves once the
+   * group's transaction committed. Everything before the first `await` of a write runs before any
+   * other write, which is what makes each write's checks and effects atomic.
+   */
+  private persist(record: JournalRecord, change?: Change): Promise<void> {
+    this.state.apply(record);
+    let pending = this.pending;
+    if (!pending) {
+      pending = { records: [], changes: [], settle: [] };
+      this.pending = pending;
+      // Writes arriving in the same tick (concurrent requests) share one transaction and one fsync.
+      setImmediate(() => this.flush());
+    }
+    pending.records.push(record);
+    if (change) pending.changes.push(change);
+    return new Promise((resolve, reject) => pending.settle.push({ resolve, reject }));
+  }
+
+  /** Commits the pending group, then resolves its writes and tells subscribers, in revision order. */
+  private flush(): void {
+    const pending = this.pending;
+    if (!pending) return;
+    this.pending = undefined;
+    try {
+      this.db!.commit(pending.records);
+      this.committed += 1;
+    } catch (cause) {
+      // Rolled back: the memory holds writes the database does not. Reload it from the database.
+      this.reload();
+      const error = new VigilError(
+        'VIGIL_STORE_UNAVAILABLE',
+        `could not commit to the embedded store's database ${this.file}`,
+        undefined,
+        { cause },
+      );
+      for (const { reject } of pending.settle) reject(error);
+      return;
+    }
+    for (const change of pending.changes) {
+      for (const listener of [...this.listeners]) {
+        try {
+          listener(change);
+        } catch (error) {
+          this.onListenerError(error);
+        }
       }
     }
+    for (const { resolve } of pending.settle) resolve();
   }
 
-  /** Makes a record durable, then applies it; compacts when the journal has grown. */
-  private async persist(record: JournalRecord): Promise<void> {
+  /** Rebuilds the memory from the database; closes the store when even that fails. */
+  private reload(): void {
     try {
-      await this.journal.append(record);
+      const state = new EmbeddedState(this.limits);
+      state.load(this.db!.load());
+      this.state = state;
     } catch (error) {
-      throw new VigilError(
-        'VIGIL_STORE_UNAVAILABLE',
-        'could not write the embedded store journal',
-        undefined,
-        {
-          cause: error,
-        },
-      );
-    }
-    this.state.apply(record);
-    if (this.journal.pending >= this.compactEvery) {
-      // The record is already durable in the journal; a failed compaction is retried next time.
-      await this.journal.compact(this.state.save()).catch(() => undefined);
+      this.open = false;
+      this.onListenerError(error);
     }
   }
 
-  /** Runs writes one at a time so each sees the state the previous one left. */
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.writes.then(() => {
+  /** Runs a write once the store is open; its own checks and `persist` make it atomic (see `persist`). */
+  private write<T>(fn: () => Promise<T>): Promise<T> {
+    try {
       this.ensureOpen();
-      return fn();
-    });
-    this.writes = run.catch(() => undefined);
-    return run;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return fn();
   }
 
   private ensureOpen(): void {

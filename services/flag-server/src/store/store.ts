@@ -260,3 +260,14 @@ export interface Store {
   acquireLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
   releaseLock(name: string, owner: string): Promise<void>;
 }
+
+/** A store that copies itself, consistent at one instant, while it serves (the embedded store). */
+export interface BackupStore {
+  /** Writes the copy to `destination`, a file path. */
+  backup(destination: string): Promise<void>;
+}
+
+/** True for a store that can {@link BackupStore.backup} itself. */
+export function canBackup<S extends object>(store: S): store is S & BackupStore {
+  return typeof (store as Partial<BackupStore>).backup === 'function';
+}

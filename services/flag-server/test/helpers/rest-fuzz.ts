@@ -535,6 +535,8 @@ export const ROUTES: Record<string, RouteSpec> = {
   },
   'GET /api/v1/tokens': { access: 'people' },
   'DELETE /api/v1/tokens/:id': { access: 'people', writes: 'tokens' },
+  // Reads the store (a copy of the database); writes nothing.
+  'POST /api/v1/backup': { access: 'people' },
   // The console's session: the token is in the body, and the store is never written.
   'POST /api/v1/session': {
     access: 'public',

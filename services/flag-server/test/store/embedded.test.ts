@@ -1,10 +1,12 @@
-import { appendFile, copyFile, cp, mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { isVigilError } from '../../src/errors.js';
-import { LOCK_NAME } from '../../src/store/data-dir-lock.js';
 import { EmbeddedStore } from '../../src/store/embedded.js';
+import { DATABASE_FILE } from '../../src/store/embedded-db.js';
 import { collect, makeFlag, makeSegment, revisions, storeContract } from './contract.js';
 
 const dirs: string[] = [];
@@ -17,13 +19,16 @@ afterAll(async () => {
   await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
+/** A data directory the journal store (before SQLite) wrote, left as a crash leaves it (not closed). */
+const fixture = join(dirname(fileURLToPath(import.meta.url)), 'fixtures/journal-data-dir');
+
 /**
- * The disk as a crash of the store holding `dir` would leave it, in a new directory: the files as they
- * are now, without the dead process's lock (which would go stale; see the lock tests below).
+ * The disk as a crash of the store holding `dir` would leave it, in a new directory: the database
+ * and its WAL as they are now (every committed transaction is in the WAL, fsynced).
  */
 async function crashCopy(dir: string): Promise<string> {
   const copy = await dataDir();
-  await cp(dir, copy, { recursive: true, filter: (source) => !source.endsWith(`/${LOCK_NAME}`) });
+  await cp(dir, copy, { recursive: true });
   return copy;
 }
 
@@ -35,8 +40,8 @@ storeContract('embedded', async (limits) => {
 
 describe('embedded store persistence', () => {
   const open: EmbeddedStore[] = [];
-  const startAt = async (dir: string, compactEvery?: number) => {
-    const store = new EmbeddedStore({ dataDir: dir, compactEvery });
+  const startAt = async (dir: string) => {
+    const store = new EmbeddedStore({ dataDir: dir });
     await store.start();
     open.push(store);
     return store;
@@ -101,7 +106,7 @@ describe('embedded store persistence', () => {
 
   it('loses nothing acknowledged when the process dies without closing', async () => {
     const dir = await dataDir();
-    // Not closed: the journal is all there is, as after a crash.
+    // Not closed: the database and its WAL are all there is, as after a crash.
     const crashed = new EmbeddedStore({ dataDir: dir });
     await crashed.start();
     await writeEverything(crashed);
@@ -110,129 +115,150 @@ describe('embedded store persistence', () => {
     expect(await observe(recovered)).toEqual(before);
   });
 
-  it('ignores a torn last journal line and keeps appending cleanly after it', async () => {
+  it('refuses a second store on the same data directory at once, naming the directory', async () => {
     const dir = await dataDir();
-    const crashed = new EmbeddedStore({ dataDir: dir });
-    await crashed.start();
-    await crashed.putFlag('production', makeFlag('a'), undefined, { actor: 'alice' });
-    await crashed.putFlag('production', makeFlag('b'), undefined, { actor: 'alice' });
-    // A crash mid-append leaves half a record and no newline; that write was never acknowledged.
-    const disk = await crashCopy(dir);
-    await appendFile(join(disk, 'journal.jsonl'), '{"seq":3,"record":{"op":"commit","change":{"env":"produc');
-
-    const recovered = await startAt(disk);
-    const snapshot = await recovered.snapshot('production');
-    expect(snapshot.revision).toBe(2);
-    expect(snapshot.flags.map((f) => f.key).sort()).toEqual(['a', 'b']);
-    await recovered.putFlag('production', makeFlag('c'), undefined, { actor: 'alice' });
-    await recovered.close();
-
-    const again = await startAt(disk);
-    expect((await again.snapshot('production')).flags.map((f) => f.key).sort()).toEqual(['a', 'b', 'c']);
-    expect(revisions((await again.changesSince('production', 0))!)).toEqual([1, 2, 3]);
+    const holder = await startAt(dir);
+    const started = Date.now();
+    const refused = await new EmbeddedStore({ dataDir: dir }).start().catch((error: unknown) => error);
+    expect(isVigilError(refused, 'VIGIL_DATA_DIR_LOCKED'), String(refused)).toBe(true);
+    expect((refused as Error).message).toContain(dir);
+    // No waiting for a lock to go stale: SQLite's lock is held exactly as long as its holder lives.
+    expect(Date.now() - started).toBeLessThan(1_000);
+    // The holder kept the file all along; once it closes, the directory is free.
+    await holder.putFlag('production', makeFlag('a'), undefined, { actor: 'alice' });
+    await open.pop()!.close();
+    const next = await startAt(dir);
+    expect((await next.snapshot('production')).revision).toBe(1);
   });
 
-  it('replays nothing twice when a crash falls between writing the snapshot and emptying the journal', async () => {
+  it('refuses a damaged database with a message naming the file and the recovery command, changing nothing', async () => {
+    const dir = await dataDir();
+    const store = await startAt(dir);
+    for (let i = 0; i < 200; i++)
+      await store.putFlag('production', makeFlag(`f${i}`), undefined, { actor: 'alice' });
+    await open.pop()!.close();
+    const file = join(dir, DATABASE_FILE);
+    const bytes = await readFile(file);
+    // Overwrite a page in the middle of the file, as a bad disk block would.
+    const damaged = Buffer.from(bytes);
+    damaged.fill(0x5a, 4096 * 3, 4096 * 3 + 2048);
+    await writeFile(file, damaged);
+    const refused = await new EmbeddedStore({ dataDir: dir }).start().catch((error: unknown) => error);
+    expect(isVigilError(refused, 'VIGIL_DATA_DIR_DAMAGED'), String(refused)).toBe(true);
+    expect((refused as Error).message).toContain(file);
+    expect((refused as Error).message).toContain('.recover');
+    expect(await readFile(file)).toEqual(damaged);
+  });
+
+  it('refuses a truncated database, naming the file', async () => {
+    const dir = await dataDir();
+    const store = await startAt(dir);
+    for (let i = 0; i < 200; i++)
+      await store.putFlag('production', makeFlag(`f${i}`), undefined, { actor: 'alice' });
+    await open.pop()!.close();
+    const file = join(dir, DATABASE_FILE);
+    const bytes = await readFile(file);
+    await writeFile(file, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    const refused = await new EmbeddedStore({ dataDir: dir }).start().catch((error: unknown) => error);
+    expect(isVigilError(refused, 'VIGIL_DATA_DIR_DAMAGED'), String(refused)).toBe(true);
+    expect((refused as Error).message).toContain(file);
+  });
+
+  it('commits writes of one tick together, each still checked against the ones before it', async () => {
+    const store = await startAt(await dataDir());
+    const seen = collect(store);
+    const writes = [
+      store.putFlag('production', makeFlag('a'), { absent: true }, { actor: 'alice' }),
+      store.putFlag('production', makeFlag('a'), { absent: true }, { actor: 'bob' }),
+      store.putFlag('production', makeFlag('a'), { version: 1 }, { actor: 'carol' }),
+      store.putFlag('production', makeFlag('a'), { version: 1 }, { actor: 'dave' }),
+    ];
+    const results = await Promise.allSettled(writes);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected']);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'VIGIL_ALREADY_EXISTS' });
+    expect((results[3] as PromiseRejectedResult).reason).toMatchObject({ code: 'VIGIL_VERSION_CONFLICT' });
+    expect(revisions(seen.changes)).toEqual([1, 2]);
+    const audit = await store.audit('production', { limit: 10 });
+    expect(audit.map((e) => e.actor)).toEqual(['carol', 'alice']);
+  });
+
+  it('refuses every write of a group whose commit failed, and keeps serving what was committed', async () => {
     const dir = await dataDir();
     const store = await startAt(dir);
     await store.putFlag('production', makeFlag('a'), undefined, { actor: 'alice' });
-    await store.putFlag('production', makeFlag('b'), undefined, { actor: 'alice' });
-    const journal = join(dir, 'journal.jsonl');
-    await copyFile(journal, `${journal}.saved`);
-    await store.close();
-    expect(await readFile(journal, 'utf8')).toBe('');
-    await copyFile(`${journal}.saved`, journal);
-
-    const reopened = await startAt(dir);
-    expect(revisions((await reopened.changesSince('production', 0))!)).toEqual([1, 2]);
-    expect(await reopened.audit('production', { limit: 10 })).toHaveLength(2);
+    // A trigger stands in for a failing disk: the group's transaction aborts and rolls back.
+    (store as unknown as { db: { db: Database.Database } }).db.db.exec(
+      "CREATE TRIGGER fail BEFORE INSERT ON changes WHEN NEW.revision = 3 BEGIN SELECT RAISE(ABORT, 'disk says no'); END",
+    );
+    const group = await Promise.allSettled([
+      store.putFlag('production', makeFlag('b'), undefined, { actor: 'alice' }),
+      store.putFlag('production', makeFlag('c'), undefined, { actor: 'alice' }),
+    ]);
+    expect(group.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect((group[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'VIGIL_STORE_UNAVAILABLE' });
+    const snapshot = await store.snapshot('production');
+    expect(snapshot.revision).toBe(1);
+    expect(snapshot.flags.map((f) => f.key)).toEqual(['a']);
   });
 
-  it('compacts the journal into the snapshot after enough writes', async () => {
+  it('migrates a journal-store data directory on first start, keeping its files renamed', async () => {
     const dir = await dataDir();
-    const store = await startAt(dir, 5);
-    for (let i = 0; i < 12; i++)
-      await store.putFlag('production', makeFlag(`f${i}`), undefined, { actor: 'alice' });
-    const lines = (await readFile(join(dir, 'journal.jsonl'), 'utf8')).split('\n').filter(Boolean);
-    expect(lines.length).toBeLessThan(5);
-    const crashedCopy = await startAt(await crashCopy(dir));
-    expect((await crashedCopy.snapshot('production')).revision).toBe(12);
-  });
-
-  it('refuses to start on a journal corrupted before its last line', async () => {
-    const dir = await dataDir();
-    const store = new EmbeddedStore({ dataDir: dir });
-    await store.start();
-    await store.putFlag('production', makeFlag('a'), undefined, { actor: 'alice' });
-    const disk = await crashCopy(dir);
-    const journal = join(disk, 'journal.jsonl');
-    const text = await readFile(journal, 'utf8');
-    await writeFile(journal, `garbage\n${text}`);
-    const reopened = new EmbeddedStore({ dataDir: disk });
-    await expect(reopened.start()).rejects.toThrow(/corrupt journal/);
-    // A start that failed lets go of the directory.
-    await writeFile(journal, text);
-    await startAt(disk);
-  });
-
-  it('refuses a data directory another store holds, after waiting in case its holder died', async () => {
-    const dir = await dataDir();
-    // Both with a short staleness (the holder refreshes its lock at half of it), as every Vigil has the same.
-    const holder = new EmbeddedStore({ dataDir: dir, lockStaleMs: 2000 });
-    await holder.start();
-    open.push(holder);
-    const events: string[] = [];
-    const second = new EmbeddedStore({
-      dataDir: dir,
-      lockStaleMs: 2000,
-      onLockEvent: (event) => events.push(event.kind),
-    });
-    const refused = await second.start().catch((error: unknown) => error);
-    expect(isVigilError(refused, 'VIGIL_DATA_DIR_LOCKED'), String(refused)).toBe(true);
-    expect((refused as Error).message).toContain('VIGIL_DATA_DIR');
-    expect(events).toEqual(['waiting']);
-    // Once the holder closes, the directory is free; the holder kept its lock all along.
-    await holder.putFlag('production', makeFlag('a'), undefined, { actor: 'alice' });
-    await open.pop()!.close();
-    await startAt(dir);
-  });
-
-  it('stops acknowledging writes once another process took its lock', async () => {
-    const dir = await dataDir();
-    const lost = new Promise<string>((resolve) => {
-      const store = new EmbeddedStore({
-        dataDir: dir,
-        lockStaleMs: 2000,
-        onLockEvent: (event) => event.kind === 'lost' && resolve(event.error.message),
-      });
-      void store.start().then(async () => {
-        open.push(store);
-        await store.putFlag('production', makeFlag('a'), undefined, { actor: 'alice' });
-        // Another process decided the lock was stale and took it.
-        await rm(join(dir, LOCK_NAME), { recursive: true });
-        await mkdir(join(dir, LOCK_NAME));
-      });
-    });
-    expect(await lost).toMatch(/compromised|lock/i);
-    const store = open[open.length - 1]!;
-    const refused = await store
-      .putFlag('production', makeFlag('b'), undefined, { actor: 'alice' })
-      .catch((error: unknown) => error);
-    expect(isVigilError(refused, 'VIGIL_STORE_UNAVAILABLE')).toBe(true);
-  });
-
-  it('takes over the lock of a holder that died: one not refreshed for longer than it may live', async () => {
-    const dir = await dataDir();
-    const left = join(dir, LOCK_NAME);
-    await mkdir(left);
-    const minuteAgo = new Date(Date.now() - 60_000);
-    await utimes(left, minuteAgo, minuteAgo);
-    const events: string[] = [];
-    const store = new EmbeddedStore({ dataDir: dir, onLockEvent: (event) => events.push(event.kind) });
+    await cp(fixture, dir, { recursive: true });
+    // The fixture's journal, written by the journal store, plus a line torn by a crash mid-append.
+    await appendFile(join(dir, 'journal.jsonl'), '{"seq":10,"record":{"op":"commit","change":{"env":"produc');
+    const notices: string[] = [];
+    const store = new EmbeddedStore({ dataDir: dir, onNotice: (message) => notices.push(message) });
     await store.start();
     open.push(store);
-    expect(events).toEqual([]);
-    await store.putFlag('production', makeFlag('a'), undefined, { actor: 'alice' });
+    expect(await observe(store)).toMatchObject({
+      envs: ['production', 'staging'],
+      episodeTaken: true,
+      outbox: [{ id: 'o1', attempts: 2 }],
+    });
+    const production = await store.snapshot('production');
+    expect(production.revision).toBe(5);
+    expect(production.flags.map((f) => [f.key, f.killed])).toEqual([['checkout', true]]);
+    expect(production.segments.map((s) => s.key)).toEqual(['beta']);
+    expect((await store.listTokens()).map((t) => t.id)).toEqual(['t1']);
+    expect(revisions((await store.changesSince('production', 0))!)).toEqual([1, 2, 3, 4, 5]);
+    expect(notices.some((n) => n.includes('torn last line'))).toBe(true);
+    expect(notices.some((n) => n.includes('migrated'))).toBe(true);
+    expect((await readdir(dir)).sort()).toEqual(
+      ['journal.jsonl.migrated', 'snapshot.json.migrated', DATABASE_FILE, `${DATABASE_FILE}-wal`].sort(),
+    );
+    const next = await store.putFlag('production', makeFlag('new'), undefined, { actor: 'bob' });
+    expect(next.version).toBe(6);
+    await open.pop()!.close();
+    // A second start reads the database only.
+    const again = await startAt(dir);
+    expect((await again.snapshot('production')).revision).toBe(6);
+  });
+
+  it('refuses to migrate a truncated snapshot, naming the file, and writes no database content', async () => {
+    const dir = await dataDir();
+    await cp(fixture, dir, { recursive: true });
+    const snapshot = join(dir, 'snapshot.json');
+    const text = await readFile(snapshot, 'utf8');
+    await writeFile(snapshot, text.slice(0, text.length / 2));
+    const refused = await new EmbeddedStore({ dataDir: dir }).start().catch((error: unknown) => error);
+    expect(isVigilError(refused, 'VIGIL_DATA_DIR_DAMAGED'), String(refused)).toBe(true);
+    expect((refused as Error).message).toContain(snapshot);
+    // Nothing was retired: fixing the file and starting again migrates it.
+    await writeFile(snapshot, text);
+    const store = await startAt(dir);
+    expect((await store.snapshot('production')).revision).toBe(5);
+  });
+
+  it('backs up a consistent copy that a store opens as it was', async () => {
+    const dir = await dataDir();
+    const store = await startAt(dir);
+    await writeEverything(store);
+    const before = await observe(store);
+    const copy = await dataDir();
+    await store.backup(join(copy, DATABASE_FILE));
+    await store.putFlag('production', makeFlag('after'), undefined, { actor: 'bob' });
+    const restored = await startAt(copy);
+    expect(await observe(restored)).toEqual(before);
   });
 
   it('delivers changes to subscribers synchronously after the write resolves', async () => {
