@@ -37,3 +37,7 @@ export function when(iso: string | undefined): string {
 
 /** A rate as a percentage with two decimals. */
 export const pct = (rate: number) => `${(rate * 100).toFixed(2)}%`;
+
+/** Milliseconds, rounded; a dash when there is no figure. */
+export const msOrDash = (v: number | null | undefined) =>
+  v === null || v === undefined ? '—' : `${Math.round(v)} ms`;

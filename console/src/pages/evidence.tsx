@@ -10,8 +10,9 @@ import type {
 } from '@vigil/proto';
 import { useEffect, useRef, useState } from 'react';
 import uPlot from 'uplot';
+import { DetectionCohorts } from '../components/detection-cohorts.js';
 import { Badge, ErrorBanner, Link, Loading } from '../components/ui.js';
-import { ago, pct, when } from '../lib/format.js';
+import { ago, msOrDash, pct, when } from '../lib/format.js';
 import { pathOf } from '../lib/router.js';
 import { appendSample, type CohortSeries, emptySeries, lineOf, type SeriesKey } from '../lib/series.js';
 import { useHealth, useIncidents } from '../queries.js';
@@ -42,7 +43,6 @@ const TEST_TITLE: Record<Trigger, string> = {
 const LOG_CAP = 1e9;
 
 const ms = (v: number) => `${Math.round(v)} ms`;
-const msOrDash = (v: number | null | undefined) => (v === null || v === undefined ? '—' : ms(v));
 const ln = (v: number) => (v >= LOG_CAP ? '∞' : v <= -LOG_CAP ? '−∞' : v.toFixed(2).replace('-', '−'));
 
 /**
@@ -441,36 +441,12 @@ function Detection({ env, flag }: { env: string; flag: string }) {
         </table>
       )}
       {incident.cohorts.length > 0 && (
-        <table className="table" data-testid="detection-cohorts">
-          <caption>Cohorts at detection (since version {incident.flagVersion} started)</caption>
-          <thead>
-            <tr>
-              <th scope="col">Variant</th>
-              <th scope="col">Requests</th>
-              <th scope="col">Errors</th>
-              <th scope="col">Error rate</th>
-              <th scope="col">p50</th>
-              <th scope="col">p95</th>
-              <th scope="col">p99</th>
-            </tr>
-          </thead>
-          <tbody>
-            {incident.cohorts.map((c) => (
-              <tr key={c.variant}>
-                <th scope="row" className="mono">
-                  {c.variant}
-                  {c.variant === incident.controlVariant ? ' (control)' : ''}
-                </th>
-                <td>{c.requests}</td>
-                <td>{c.errors}</td>
-                <td>{pct(c.errorRate)}</td>
-                <td>{msOrDash(c.p50LatencyMs)}</td>
-                <td>{msOrDash(c.p95LatencyMs)}</td>
-                <td>{msOrDash(c.p99LatencyMs)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <DetectionCohorts
+          cohorts={incident.cohorts}
+          controlVariant={incident.controlVariant}
+          caption={`Cohorts at detection (since version ${incident.flagVersion} started)`}
+          testId="detection-cohorts"
+        />
       )}
     </section>
   );

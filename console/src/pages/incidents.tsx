@@ -1,6 +1,7 @@
 import { useQueryClient } from '@tanstack/react-query';
 import type { Incident } from '@vigil/proto';
 import { Children, createElement, type ReactNode, useEffect, useMemo, useState } from 'react';
+import { DetectionCohorts } from '../components/detection-cohorts.js';
 import { Badge, Button, Empty, ErrorBanner, Field, Link, Loading } from '../components/ui.js';
 import { seg } from '../lib/api.js';
 import { ago, duration, when } from '../lib/format.js';
@@ -171,32 +172,11 @@ export function IncidentPage({ id }: { id: string }) {
             </dl>
           </section>
           {i.cohorts.length > 0 && (
-            <table className="table">
-              <caption>Cohorts at detection</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Variant</th>
-                  <th scope="col">Requests</th>
-                  <th scope="col">Errors</th>
-                  <th scope="col">Error rate</th>
-                  <th scope="col">p99</th>
-                </tr>
-              </thead>
-              <tbody>
-                {i.cohorts.map((c) => (
-                  <tr key={c.variant}>
-                    <th scope="row" className="mono">
-                      {c.variant}
-                      {c.variant === i.controlVariant ? ' (control)' : ''}
-                    </th>
-                    <td>{c.requests}</td>
-                    <td>{c.errors}</td>
-                    <td>{(c.errorRate * 100).toFixed(2)}%</td>
-                    <td>{c.p99LatencyMs === null ? '—' : `${Math.round(c.p99LatencyMs)} ms`}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <DetectionCohorts
+              cohorts={i.cohorts}
+              controlVariant={i.controlVariant}
+              caption="Cohorts at detection"
+            />
           )}
         </div>
         <IncidentActions incident={i} />
