@@ -30,6 +30,11 @@ const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 /** Headers whose value changes what a write does, so they are part of the fingerprint. */
 const FINGERPRINT_HEADERS = ['if-match', 'x-vigil-reason'] as const;
 
+/** The store's id for a token's Idempotency-Key: keys are per token, and the key itself is never stored. */
+export function idempotencyRecordId(principalId: string, key: string): string {
+  return sha256(`vigil-idempotency\n${principalId}\n${key}`);
+}
+
 /** A write request's `Idempotency-Key`, ready to become the store's claim. */
 export class Idempotency {
   private constructor(
@@ -50,7 +55,7 @@ export class Idempotency {
       );
     }
     const principal = principalOf(request).id;
-    const id = sha256(`vigil-idempotency\n${principal}\n${raw}`);
+    const id = idempotencyRecordId(principal, raw);
     const headers = FINGERPRINT_HEADERS.map((name) => request.headers[name] ?? null);
     const fingerprint = sha256(
       canonical([

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { idempotencyRecordId } from '../src/idempotency.js';
 import { RedisStore } from '../src/store/redis.js';
 import { startTestRedis, type TestRedis } from './helpers/redis.js';
 import { bearer, boolFlag, segment, startServer, type TestServer } from './helpers/server.js';
@@ -127,7 +128,12 @@ describe('write outcomes when Redis freezes and dies mid-burst', () => {
       // Warm the token cache, then send a kill and freeze Redis right after its key was looked up:
       // the write is sent to a server that will run it only once thawed.
       await server.app.inject({ url: `${base}/flags/probe`, headers: admin });
-      store.afterLookup = () => {
+      // Only the probe's own lookup freezes Redis: a burst write's lookup landing first would freeze it
+      // before the probe's lookup, which then times out as a read ("not applied", rightly).
+      const principal = (await server.app.vigil.tokens.authenticate(server.admin))!;
+      const probeId = idempotencyRecordId(principal.id, 'probe-kill');
+      store.afterLookup = (id) => {
+        if (id !== probeId) return;
         store.afterLookup = undefined;
         redis.pause();
         frozenAt = Date.now();
